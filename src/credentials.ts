@@ -1,0 +1,149 @@
+/**
+ * Process identity over Unix sockets.
+ * - ScmCredentials: the SCM_CREDENTIALS payload {pid, uid, gid} (Linux). The kernel checks a claim at
+ *   send time (EPERM unless it is yours or you are privileged); with SO_PASSCRED on, it attaches the
+ *   sender's credentials to every message.
+ * - peerCredentials(sock): who is at the other end of a connected socket (SO_PEERCRED on Linux,
+ *   LOCAL_PEERCRED/LOCAL_PEERPID on darwin/FreeBSD). Queried once per call, no fds involved.
+ * - setPassRights(sock, false): SO_PASSRIGHTS (Linux >= 6.16) makes the kernel refuse SCM_RIGHTS sent to
+ *   this socket, for sockets that must never receive fds.
+ */
+import { K, abi } from "./platform/index.ts";
+import { fdOf, type FdLike } from "./owned-fd.ts";
+import * as sys from "./sys.ts";
+import { invalidArgType, SystemError, UnixAncillaryError } from "./errors.ts";
+import { describe } from "./cmsg/sizes.ts";
+
+function checkId(v: unknown, name: string, signed: boolean): number {
+  const max = signed ? 0x7fff_ffff : 0xffff_ffff;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < (signed ? -0x8000_0000 : 0) || v > max) {
+    throw invalidArgType(name, signed ? "a 32-bit signed integer" : "a 32-bit unsigned integer", describe(v));
+  }
+  return v;
+}
+
+/** Sender credentials carried by an SCM_CREDENTIALS control message (Linux). */
+export class ScmCredentials {
+  readonly #pid: number;
+  readonly #uid: number;
+  readonly #gid: number;
+
+  /** No validation beyond the integer ranges: the kernel decides at send time (EPERM if not permitted). */
+  constructor(pid: number, uid: number, gid: number) {
+    this.#pid = checkId(pid, "pid", true);
+    this.#uid = checkId(uid, "uid", false);
+    this.#gid = checkId(gid, "gid", false);
+  }
+
+  /** getpid(), getuid(), getgid(): always permitted. */
+  static forThisProcess(): ScmCredentials {
+    return new ScmCredentials(sys.getpid(), sys.getuid(), sys.getgid());
+  }
+
+  /** 0 when the sender is in a pid namespace the receiver cannot see. Pids are recycled: log, don't authorize. */
+  get pid(): number {
+    return this.#pid;
+  }
+  get uid(): number {
+    return this.#uid;
+  }
+  get gid(): number {
+    return this.#gid;
+  }
+
+  equals(other: ScmCredentials): boolean {
+    return other instanceof ScmCredentials && other.pid === this.#pid && other.uid === this.#uid && other.gid === this.#gid;
+  }
+
+  toJSON(): { pid: number; uid: number; gid: number } {
+    return { pid: this.#pid, uid: this.#uid, gid: this.#gid };
+  }
+}
+
+function requireLinuxCreds(what: string): void {
+  if (abi.constants.SO_PASSCRED < 0) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `${what} needs SO_PASSCRED, which ${abi.os} does not have`);
+}
+
+/** Turns SO_PASSCRED on or off: with it on, every received message carries the sender's credentials. */
+export function setPassCred(sock: FdLike, on: boolean): void {
+  requireLinuxCreds("setPassCred");
+  if (typeof on !== "boolean") throw invalidArgType("on", "a boolean", describe(on));
+  sys.setsockoptInt(fdOf(sock, "sock"), K.SOL_SOCKET, K.SO_PASSCRED, on ? 1 : 0);
+}
+
+export function passCred(sock: FdLike): boolean {
+  requireLinuxCreds("passCred");
+  return sys.getsockoptInt(fdOf(sock, "sock"), K.SOL_SOCKET, K.SO_PASSCRED) !== 0;
+}
+
+/** Identity of the peer of a connected Unix socket. `pid` is null where the platform cannot tell. */
+export interface PeerCredentials {
+  readonly pid: number | null;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+const credBuf = new Uint8Array(abi.ucred?.size ?? abi.xucred?.size ?? 16);
+const credView = new DataView(credBuf.buffer);
+
+/** The credentials the peer had when the connection was made (SO_PEERCRED / LOCAL_PEERCRED). */
+export function peerCredentials(sock: FdLike): PeerCredentials {
+  const fd = fdOf(sock, "sock");
+  if (abi.ucred && K.SO_PEERCRED >= 0) {
+    const u = abi.ucred;
+    credBuf.fill(0);
+    sys.getsockoptBytes(fd, K.SOL_SOCKET, K.SO_PEERCRED, credBuf.subarray(0, u.size));
+    return { pid: credView.getInt32(u.pid.offset, true), uid: credView.getUint32(u.uid.offset, true), gid: credView.getUint32(u.gid.offset, true) };
+  }
+  if (abi.xucred && K.LOCAL_PEERCRED >= 0) {
+    const x = abi.xucred;
+    credBuf.fill(0);
+    sys.getsockoptBytes(fd, K.SOL_LOCAL, K.LOCAL_PEERCRED, credBuf.subarray(0, x.size));
+    const uid = credView.getUint32(x.uid.offset, true);
+    const ngroups = credView.getInt16(x.ngroups.offset, true);
+    const gid = ngroups > 0 ? credView.getUint32(x.groups.offset, true) : 0xffff_ffff;
+    let pid: number | null = null;
+    if (K.LOCAL_PEERPID >= 0) {
+      try {
+        pid = sys.getsockoptInt(fd, K.SOL_LOCAL, K.LOCAL_PEERPID);
+      } catch {
+        pid = null;
+      }
+    }
+    return { pid, uid, gid };
+  }
+  throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `peer credentials are not available on ${abi.name}`);
+}
+
+/**
+ * SO_PASSRIGHTS (Linux >= 6.16). `on = false` makes the kernel reject SCM_RIGHTS sent to this socket
+ * (the sender's sendmsg fails with EPERM), so a socket that must never receive fds cannot be handed any.
+ * Throws ERR_UA_UNSUPPORTED on kernels or platforms without the option.
+ */
+export function setPassRights(sock: FdLike, on: boolean): void {
+  if (typeof on !== "boolean") throw invalidArgType("on", "a boolean", describe(on));
+  const fd = fdOf(sock, "sock");
+  if (K.SO_PASSRIGHTS < 0) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `SO_PASSRIGHTS does not exist on ${abi.os}`);
+  try {
+    sys.setsockoptInt(fd, K.SOL_SOCKET, K.SO_PASSRIGHTS, on ? 1 : 0);
+  } catch (e) {
+    if (e instanceof SystemError && (e.code === "ENOPROTOOPT" || e.code === "EINVAL")) {
+      throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", "SO_PASSRIGHTS is not supported by this kernel (it needs Linux 6.16 or later)", { cause: e });
+    }
+    throw e;
+  }
+}
+
+/** Reads SO_PASSRIGHTS; throws ERR_UA_UNSUPPORTED where the kernel lacks it. */
+export function passRights(sock: FdLike): boolean {
+  const fd = fdOf(sock, "sock");
+  if (K.SO_PASSRIGHTS < 0) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `SO_PASSRIGHTS does not exist on ${abi.os}`);
+  try {
+    return sys.getsockoptInt(fd, K.SOL_SOCKET, K.SO_PASSRIGHTS) !== 0;
+  } catch (e) {
+    if (e instanceof SystemError && (e.code === "ENOPROTOOPT" || e.code === "EINVAL")) {
+      throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", "SO_PASSRIGHTS is not supported by this kernel (it needs Linux 6.16 or later)", { cause: e });
+    }
+    throw e;
+  }
+}

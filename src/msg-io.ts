@@ -1,0 +1,346 @@
+/**
+ * The sendmsg/recvmsg core shared by every socket class and by the low-level API.
+ *
+ * Ownership contract:
+ * - Sent fds stay the caller's: they are copied as integers into the control buffer right before the
+ *   syscall and nothing here closes them.
+ * - Received fds are wrapped in OwnedFd immediately after a successful recvmsg, before any fallible
+ *   step (CLOEXEC fallback, truncation checks, count checks). Every path after that either returns them
+ *   to the caller or closes them before it returns or throws.
+ * - A failed recvmsg (EAGAIN, EBADF, ...) delivered no fds, so there is nothing to close.
+ *
+ * Buffers: one engine per thread owns the msghdr, iovec array and control buffers and keeps them
+ * reachable for as long as raw pointers to them exist (bun-facts Q1: memory reachable only through an
+ * address written into another buffer can be reused). The receive and send sides use separate buffers.
+ * The hot path allocates nothing but its results (the OwnedFd objects, the fds array, the data copy).
+ */
+import { ptr } from "bun:ffi";
+import { abi, K } from "./platform/index.ts";
+import { errno, libc } from "./platform/libc.ts";
+import { CmsgCursor } from "./cmsg/parse.ts";
+import { appendRights } from "./cmsg/encode.ts";
+import { bufferSizeForRights, receiveControlSize } from "./cmsg/sizes.ts";
+import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
+import { adopt, closeAll, fdOf, type FdLike, type OwnedFd } from "./owned-fd.ts";
+import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
+import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
+
+const EINTR = abi.errno.EINTR;
+const M = abi.msghdr;
+const IOV = abi.iovec;
+const SEND_FLAGS = abi.sigpipe === "msg_nosignal" ? K.MSG_NOSIGNAL : 0;
+const RECV_FLAGS = abi.cloexec === "msg_cmsg_cloexec" ? K.MSG_CMSG_CLOEXEC : 0;
+
+/** Socket kinds as the receive pipeline sees them: streams ignore MSG_TRUNC, message sockets reject it. */
+export const enum Kind {
+  Stream = 0,
+  Message = 1,
+}
+
+/** The per-receive fd budget: 253 on Linux/BSD; clamp(RLIMIT_NOFILE soft, 253, 2^20) on darwin, queried per receive. */
+export function receiveBudget(): number {
+  const b = abi.fdBudget;
+  if (b.kind === "fixed") return b.fds;
+  const soft = nofileSoftLimit();
+  if (soft === null) return b.ceiling;
+  return Math.min(Math.max(soft, b.floor), b.ceiling);
+}
+
+/** Clamp used by the rlimit budget, exported for the unit test of the crate's clamp table. */
+export function clampNofile(soft: number | null, floor = 253, ceiling = 1 << 20): number {
+  if (soft === null || !Number.isSafeInteger(soft)) return ceiling;
+  return Math.min(Math.max(soft, floor), ceiling);
+}
+
+function tooManyFds(n: number): UnixAncillaryError {
+  const why =
+    abi.maxSendControlBytes !== null
+      ? `${abi.libc} libc's sendmsg refuses more than ${abi.maxSendControlBytes} bytes of control data`
+      : `the kernel's limit is ${abi.maxFdsPerSend} per message (SCM_MAX_FD)`;
+  return new UnixAncillaryError(
+    "ERR_UA_TOO_MANY_FDS",
+    `cannot send ${n} file descriptors in one message on ${abi.name}: ${why}; split them across several messages`,
+  );
+}
+
+/** A growable array of iovec structs plus the views that address it. */
+class IovecArray {
+  bytes: Uint8Array;
+  view: DataView;
+  address: number;
+  constructor(capacity: number) {
+    this.bytes = new Uint8Array(IOV.size * capacity);
+    this.view = new DataView(this.bytes.buffer);
+    this.address = ptr(this.bytes);
+  }
+  get capacity(): number {
+    return this.bytes.length / IOV.size;
+  }
+  ensure(n: number): void {
+    if (n <= this.capacity) return;
+    this.bytes = new Uint8Array(IOV.size * Math.max(n, this.capacity * 2));
+    this.view = new DataView(this.bytes.buffer);
+    this.address = ptr(this.bytes);
+  }
+  /** Points iovec i at `buf` (a zero-length buffer gets a null base: ptr() rejects empty views). */
+  set(i: number, buf: Uint8Array, start = 0, end = buf.byteLength): void {
+    const at = i * IOV.size;
+    const len = end - start;
+    writeUnsigned(this.view, at, IOV.base, len > 0 ? ptr(buf, start) : 0);
+    writeUnsigned(this.view, at, IOV.len, len);
+  }
+}
+
+class Header {
+  readonly bytes = new Uint8Array(M.size);
+  readonly view = new DataView(this.bytes.buffer);
+  readonly address = ptr(this.bytes);
+  fill(iov: IovecArray, iovlen: number, control: number, controllen: number): void {
+    // Every field is rewritten on each call; musl's pads stay zero because the array was zeroed once
+    // and 4-byte fields never touch them.
+    const v = this.view;
+    writeUnsigned(v, 0, M.name, 0);
+    writeUnsigned(v, 0, M.namelen, 0);
+    writeUnsigned(v, 0, M.iov, iovlen > 0 ? iov.address : 0);
+    writeUnsigned(v, 0, M.iovlen, iovlen);
+    writeUnsigned(v, 0, M.control, controllen > 0 ? control : 0);
+    writeUnsigned(v, 0, M.controllen, controllen);
+    v.setInt32(M.flags.offset, 0, true);
+  }
+}
+
+export interface RecvOutcome {
+  bytesRead: number;
+  /** MSG_CTRUNC: control data was truncated (the kernel closed what did not fit). */
+  truncated: boolean;
+  /** MSG_TRUNC: the payload did not fit (datagram/seqpacket). */
+  dataTruncated: boolean;
+}
+
+/** One per thread: the preallocated buffers of every send and receive. */
+class Engine {
+  // ---- send side ----
+  readonly #sendHdr = new Header();
+  readonly #sendIov = new IovecArray(4);
+  readonly #sendCtl = new Uint8Array(bufferSizeForRights(abi, abi.maxFdsPerSend));
+  readonly #sendCtlView = new DataView(this.#sendCtl.buffer);
+  readonly #sendCtlPtr = ptr(this.#sendCtl);
+  readonly #fdScratch = new Int32Array(abi.maxFdsPerSend);
+  readonly #one: Uint8Array[] = [new Uint8Array(0)];
+
+  // ---- receive side ----
+  readonly #recvHdr = new Header();
+  readonly #recvIov = new IovecArray(4);
+  #recvCtl: Uint8Array;
+  #recvCtlView: DataView;
+  #recvCtlPtr: number;
+  readonly #cursor = new CmsgCursor(abi);
+  readonly #empty: OwnedFd[] = [];
+  readonly #nosigpipeDone = new Set<number>();
+
+  /** Outcome of the last receive (reused object: read it before the next receive). */
+  readonly last: RecvOutcome = { bytesRead: 0, truncated: false, dataTruncated: false };
+
+  constructor() {
+    this.#recvCtl = new Uint8Array(receiveControlSize(abi, 0, abi.fdBudget.kind === "fixed" ? abi.fdBudget.fds : abi.fdBudget.floor));
+    this.#recvCtlView = new DataView(this.#recvCtl.buffer);
+    this.#recvCtlPtr = ptr(this.#recvCtl);
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Sending
+  // ------------------------------------------------------------------------------------------------
+
+  /** Resolves fds to numbers (throws for a closed OwnedFd or a non-fd) and checks the per-message limit. */
+  #stageFds(fds: readonly FdLike[]): number {
+    const n = fds.length;
+    if (n > abi.maxFdsPerSend) throw tooManyFds(n);
+    const s = this.#fdScratch;
+    for (let i = 0; i < n; i++) s[i] = fdOf(fds[i]!, `fds[${i}]`);
+    return n;
+  }
+
+  /**
+   * One sendmsg of `buffers` with one SCM_RIGHTS message carrying `fds` (header-only when fds is empty
+   * and `attachEmpty`; no control data at all when fds is null). Returns bytes accepted.
+   */
+  send(sock: number, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
+    const iov = this.#sendIov;
+    const nb = buffers.length;
+    iov.ensure(nb);
+    for (let i = 0; i < nb; i++) iov.set(i, buffers[i]!);
+    let ctlLen = 0;
+    if (fds !== null) {
+      const n = this.#stageFds(fds);
+      ctlLen = appendRights(abi, this.#sendCtl, this.#sendCtlView, 0, this.#fdScratch, n);
+    }
+    return this.#sendmsg(sock, nb, this.#sendCtlPtr, ctlLen, extraFlags, buffers);
+  }
+
+  /** sendmsg of a byte range with no control data (the tail of sendFdsAll). */
+  sendRange(sock: number, data: Uint8Array, start: number, extraFlags: number): number {
+    this.#sendIov.set(0, data, start, data.byteLength);
+    return this.#sendmsg(sock, 1, 0, 0, extraFlags, this.#one);
+  }
+
+  /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). */
+  sendControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
+    const iov = this.#sendIov;
+    iov.ensure(buffers.length);
+    for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
+    const address = control !== null && controlLen > 0 ? ptr(control) : 0;
+    return this.#sendmsg(sock, buffers.length, address, controlLen, extraFlags, buffers, control);
+  }
+
+  #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number, keep: readonly Uint8Array[], keep2?: Uint8Array | null): number {
+    if (abi.sigpipe === "so_nosigpipe" && !this.#nosigpipeDone.has(sock)) {
+      // Apple: no MSG_NOSIGNAL. The option sticks to the socket; set it before its first send.
+      setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
+      this.#nosigpipeDone.add(sock);
+    }
+    const h = this.#sendHdr;
+    h.fill(this.#sendIov, iovlen, control, controllen);
+    const flags = SEND_FLAGS | extraFlags;
+    for (;;) {
+      const r = libc.sendmsg(sock, h.address, flags);
+      if (r >= 0) {
+        keepAlive(keep, keep2);
+        return r;
+      }
+      const e = errno();
+      if (e !== EINTR) throw new SystemError("sendmsg", e);
+    }
+  }
+
+  /** Forget the SO_NOSIGPIPE memo for an fd number that is being closed (its number may be reused). */
+  forget(sock: number): void {
+    if (this.#nosigpipeDone.size > 0) this.#nosigpipeDone.delete(sock);
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Receiving
+  // ------------------------------------------------------------------------------------------------
+
+  #ensureRecvControl(size: number): void {
+    if (this.#recvCtl.byteLength >= size) return;
+    this.#recvCtl = new Uint8Array(size);
+    this.#recvCtlView = new DataView(this.#recvCtl.buffer);
+    this.#recvCtlPtr = ptr(this.#recvCtl);
+  }
+
+  /**
+   * The high-level receive pipeline (crate spec §4.1). Returns the kept fds (at most maxFds, or exactly
+   * maxFds when `exact`); closes everything else before returning or throwing.
+   */
+  receiveFds(sock: number, buffers: readonly Uint8Array[], maxFds: number, exact: boolean, kind: Kind, extraFlags: number): OwnedFd[] {
+    const size = receiveControlSize(abi, maxFds, receiveBudget());
+    this.#ensureRecvControl(size);
+    const ctl = this.#recvCtl;
+    ctl.fill(0, 0, size);
+    const iov = this.#recvIov;
+    iov.ensure(buffers.length);
+    for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
+    const h = this.#recvHdr;
+    h.fill(iov, buffers.length, this.#recvCtlPtr, size);
+    const flags = RECV_FLAGS | extraFlags;
+    let n: number;
+    for (;;) {
+      n = libc.recvmsg(sock, h.address, flags);
+      if (n >= 0) break;
+      const e = errno();
+      if (e !== EINTR) throw new SystemError("recvmsg", e);
+    }
+    keepAlive(buffers, ctl);
+    const controllen = readUnsigned(h.view, 0, M.controllen);
+    const msgFlags = h.view.getInt32(M.flags.offset, true);
+    const last = this.last;
+    last.bytesRead = n;
+    last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
+    last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
+
+    // Own every delivered fd before anything can fail.
+    const fds = controllen > 0 ? this.#takeRights(this.#recvCtlView, 0, controllen) : this.#empty;
+    if (fds.length === 0 && !last.truncated && !(kind === Kind.Message && last.dataTruncated)) {
+      if (exact && maxFds !== 0) throw countMismatch(maxFds, 0);
+      return fds === this.#empty ? [] : fds;
+    }
+    try {
+      finishCloexec(fds);
+      if (last.truncated) throw new UnixAncillaryError("ERR_UA_ANCILLARY_TRUNCATED", MESSAGES.ancillaryTruncated);
+      if (kind === Kind.Message && last.dataTruncated) throw new UnixAncillaryError("ERR_UA_DATAGRAM_TRUNCATED", MESSAGES.datagramTruncated);
+      if (exact && fds.length !== maxFds) throw countMismatch(maxFds, fds.length);
+    } catch (e) {
+      closeAll(fds);
+      throw e;
+    }
+    if (fds.length > maxFds) {
+      for (let i = maxFds; i < fds.length; i++) fds[i]!.close();
+      fds.length = maxFds;
+    }
+    return fds;
+  }
+
+  /** Flattens every SCM_RIGHTS message of fresh kernel output into owned fds, in order. */
+  #takeRights(view: DataView, start: number, length: number): OwnedFd[] {
+    const out: OwnedFd[] = [];
+    const c = this.#cursor.reset(view, start, length);
+    while (c.next()) {
+      if (!c.isRights()) continue;
+      const slots = c.fdSlots;
+      for (let i = 0; i < slots; i++) {
+        const fd = c.fdAt(i);
+        if (fd >= 0) out.push(adopt(fd));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * One recvmsg into caller iovecs and a caller control region (the low-level cmsgRecvmsg). The region is
+   * zeroed first. Returns the control length the kernel wrote; `last` holds bytes and flags.
+   */
+  receiveControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array, extraFlags: number): number {
+    control.fill(0);
+    const iov = this.#recvIov;
+    iov.ensure(buffers.length);
+    for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
+    const h = this.#recvHdr;
+    const ctlAddr = control.byteLength > 0 ? ptr(control) : 0;
+    h.fill(iov, buffers.length, ctlAddr, control.byteLength);
+    const flags = RECV_FLAGS | extraFlags;
+    let n: number;
+    for (;;) {
+      n = libc.recvmsg(sock, h.address, flags);
+      if (n >= 0) break;
+      const e = errno();
+      if (e !== EINTR) throw new SystemError("recvmsg", e);
+    }
+    keepAlive(buffers, control);
+    const msgFlags = h.view.getInt32(M.flags.offset, true);
+    this.last.bytesRead = n;
+    this.last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
+    this.last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
+    return Math.min(readUnsigned(h.view, 0, M.controllen), control.byteLength);
+  }
+}
+
+function countMismatch(n: number, observed: number): UnixAncillaryError {
+  return new UnixAncillaryError("ERR_UA_FD_COUNT_MISMATCH", MESSAGES.exactCount(n, observed));
+}
+
+/**
+ * CLOEXEC fallback for ABIs without MSG_CMSG_CLOEXEC (darwin): ioctl(FIOCLEX) on each fd. Throws on the
+ * first failure; the caller closes the whole batch. Races with a concurrent fork+exec (documented).
+ */
+export function finishCloexec(fds: readonly OwnedFd[]): void {
+  if (abi.cloexec === "msg_cmsg_cloexec") return;
+  for (const fd of fds) setCloexec(fd.fd);
+}
+
+/** Keeps values visibly used after an FFI call so no optimiser can drop the last reference early. */
+let sink: unknown;
+function keepAlive(a: unknown, b?: unknown): void {
+  if (a === sink) sink = b;
+}
+
+export const engine = new Engine();

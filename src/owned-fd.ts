@@ -1,0 +1,122 @@
+/**
+ * OwnedFd: the only way a received fd reaches a caller.
+ *
+ * Ownership contract: an OwnedFd owns exactly one open fd from construction until close() or release().
+ * close() closes it exactly once (idempotent); release() hands the number back to the caller, who then
+ * owns it. After either, `fd` throws ERR_UA_CLOSED, so a stale number is never used by mistake. A
+ * FinalizationRegistry closes fds whose OwnedFd was dropped unclosed — a safety net only (it never
+ * runs at process exit and the GC cannot see fd pressure); it warns when UNIX_ANCILLARY_DEBUG is set.
+ */
+import { closeFd, dupCloexec, isOpen } from "./sys.ts";
+import { closedError, invalidArgType } from "./errors.ts";
+import { describe } from "./cmsg/sizes.ts";
+
+const debug = !!process.env.UNIX_ANCILLARY_DEBUG;
+
+const leakNet = new FinalizationRegistry<number>((fd) => {
+  if (debug) console.warn(`unix-ancillary: fd ${fd} was garbage-collected without close(); closing it now`);
+  closeFd(fd);
+});
+
+/** Anything that lends an fd for the duration of a call: a number, an OwnedFd, or an object with a numeric `fd`. */
+export type FdLike = number | OwnedFd | { readonly fd: number };
+
+const INT32_MAX = 0x7fff_ffff;
+
+function checkFdNumber(n: unknown, name: string): number {
+  if (typeof n !== "number" || !Number.isInteger(n)) {
+    throw invalidArgType(name, "an integer fd, an OwnedFd or an object with a numeric fd property", describe(n));
+  }
+  if (n < 0 || n > INT32_MAX) {
+    const e = new RangeError(`The value of "${name}" is out of range. It must be >= 0 and <= ${INT32_MAX}. Received ${n}`);
+    (e as RangeError & { code: string }).code = "ERR_OUT_OF_RANGE";
+    throw e;
+  }
+  return n;
+}
+
+/** The fd number an FdLike lends right now. Throws if it is a closed OwnedFd or not an fd at all. */
+export function fdOf(x: FdLike, name = "fd"): number {
+  if (typeof x === "number") return checkFdNumber(x, name);
+  if (x instanceof OwnedFd) return x.fd;
+  if (x !== null && typeof x === "object" && "fd" in x) return checkFdNumber((x as { fd: unknown }).fd, `${name}.fd`);
+  throw invalidArgType(name, "an integer fd, an OwnedFd or an object with a numeric fd property", describe(x));
+}
+
+export class OwnedFd implements Disposable {
+  #fd: number;
+
+  /** @internal Use OwnedFd.from(n) to take ownership of a number. */
+  constructor(fd: number, token: typeof INTERNAL) {
+    if (token !== INTERNAL) throw new TypeError("Illegal constructor: use OwnedFd.from(fd)");
+    this.#fd = fd;
+    leakNet.register(this, fd, this);
+  }
+
+  /** Takes ownership of an open fd number: from now on this object closes it. */
+  static from(fd: number): OwnedFd {
+    checkFdNumber(fd, "fd");
+    return new OwnedFd(fd, INTERNAL);
+  }
+
+  /** The fd number. Throws ERR_UA_CLOSED once closed or released. */
+  get fd(): number {
+    if (this.#fd < 0) throw closedError(`OwnedFd`);
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Closes the fd. Idempotent: later calls do nothing. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
+    leakNet.unregister(this);
+    closeFd(fd);
+  }
+
+  /** Gives up ownership and returns the number; the caller must close it. */
+  release(): number {
+    const fd = this.fd;
+    this.#fd = -1;
+    leakNet.unregister(this);
+    return fd;
+  }
+
+  /** A new OwnedFd for the same open file description (F_DUPFD_CLOEXEC). */
+  dup(): OwnedFd {
+    return new OwnedFd(dupCloexec(this.fd), INTERNAL);
+  }
+
+  /** Whether the number still names an open fd in this process (diagnostics). */
+  isValid(): boolean {
+    return this.#fd >= 0 && isOpen(this.#fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  toString(): string {
+    return this.#fd < 0 ? "OwnedFd(closed)" : `OwnedFd(${this.#fd})`;
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
+  }
+}
+
+const INTERNAL: unique symbol = Symbol("OwnedFd.internal");
+
+/** @internal Wraps a number the library just obtained from the kernel. */
+export function adopt(fd: number): OwnedFd {
+  return new OwnedFd(fd, INTERNAL);
+}
+
+/** Closes every OwnedFd in a list (idempotent per element). */
+export function closeAll(fds: Iterable<OwnedFd>): void {
+  for (const fd of fds) fd.close();
+}

@@ -1,0 +1,77 @@
+/**
+ * Kernel ABI shared by the four Linux tables (x86_64 and aarch64 use the same socket, MSG_*, F_*, errno
+ * and RLIMIT numbers; aarch64 takes them from asm-generic, x86_64 from its own headers, and they agree
+ * for every value below). Sources: bun-facts.md Q8 (printed by a C program on x86_64 glibc 2.36),
+ * abi.md (re-run on aarch64 and musl), and the Rust libc crate src/unix/linux_like/linux/mod.rs +
+ * arch/generic/mod.rs. Only linux-*.ts files import this.
+ */
+import type { AbiConstants, ErrnoName } from "./abi.ts";
+
+export const linuxConstants: AbiConstants = {
+  AF_UNIX: 1, AF_INET: 2, AF_INET6: 10,
+  SOCK_STREAM: 1, SOCK_DGRAM: 2, SOCK_SEQPACKET: 5,
+  SOCK_NONBLOCK: 0x800, SOCK_CLOEXEC: 0x80000,
+  SOL_SOCKET: 1, SCM_RIGHTS: 1, SCM_CREDENTIALS: 2,
+  SO_PASSCRED: 16, SO_PEERCRED: 17,
+  // include/uapi/asm-generic/socket.h (Linux 6.16): #define SO_PASSRIGHTS 83
+  SO_PASSRIGHTS: 83,
+  SO_NOSIGPIPE: -1,
+  SO_TYPE: 3, SO_DOMAIN: 39, SO_ACCEPTCONN: 30, SO_ERROR: 4, SO_SNDBUF: 7, SO_RCVBUF: 8, SO_REUSEADDR: 2,
+  SOL_LOCAL: -1, LOCAL_PEERCRED: -1, LOCAL_PEERPID: -1,
+  MSG_CTRUNC: 0x8, MSG_TRUNC: 0x20, MSG_DONTWAIT: 0x40, MSG_NOSIGNAL: 0x4000, MSG_CMSG_CLOEXEC: 0x40000000, MSG_PEEK: 0x2,
+  F_GETFD: 1, F_SETFD: 2, F_GETFL: 3, F_SETFL: 4, F_DUPFD_CLOEXEC: 1030, FD_CLOEXEC: 1,
+  O_NONBLOCK: 0x800, O_CLOEXEC: 0x80000, O_RDONLY: 0, O_WRONLY: 1, O_RDWR: 2,
+  // asm-generic/ioctls.h: FIOCLEX 0x5451, FIONBIO 0x5421 (x86_64 and aarch64 alike)
+  FIOCLEX: 0x5451, FIONBIO: 0x5421,
+  RLIMIT_NOFILE: 7,
+  SHUT_RD: 0, SHUT_WR: 1, SHUT_RDWR: 2,
+  POLLIN: 0x1, POLLOUT: 0x4, POLLERR: 0x8, POLLHUP: 0x10, POLLNVAL: 0x20,
+  EPOLL_CLOEXEC: 0x80000, EPOLL_CTL_ADD: 1, EPOLL_CTL_DEL: 2, EPOLL_CTL_MOD: 3,
+  EPOLLIN: 0x1, EPOLLOUT: 0x4, EPOLLERR: 0x8, EPOLLHUP: 0x10, EPOLLRDHUP: 0x2000, EPOLLONESHOT: 0x40000000,
+  EFD_CLOEXEC: 0x80000, EFD_NONBLOCK: 0x800,
+  EVFILT_READ: 0, EVFILT_WRITE: 0, EVFILT_USER: 0, EV_ADD: 0, EV_DELETE: 0, EV_ENABLE: 0, EV_DISABLE: 0,
+  EV_ONESHOT: 0, EV_CLEAR: 0, EV_EOF: 0, EV_ERROR: 0, NOTE_TRIGGER: 0,
+  SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13, SIG_DFL: 0,
+};
+
+export const linuxErrno: Readonly<Record<ErrnoName, number>> = {
+  EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EEXIST: 17,
+  ENOTDIR: 20, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOSPC: 28, EPIPE: 32, ERANGE: 34, ENOSYS: 38,
+  ENAMETOOLONG: 36, ENOTSOCK: 88, EDESTADDRREQ: 89, EMSGSIZE: 90, EPROTOTYPE: 91, ENOPROTOOPT: 92,
+  EPROTONOSUPPORT: 93, EOPNOTSUPP: 95, EAFNOSUPPORT: 97, EADDRINUSE: 98, EADDRNOTAVAIL: 99, ENETDOWN: 100,
+  ECONNABORTED: 103, ECONNRESET: 104, ENOBUFS: 105, EISCONN: 106, ENOTCONN: 107, ETOOMANYREFS: 109,
+  ETIMEDOUT: 110, ECONNREFUSED: 111, EALREADY: 114, EINPROGRESS: 115,
+};
+
+/** Layouts common to LP64 Linux (glibc writes 8-byte length fields; musl 4 + zero pad: see musl tables). */
+export const linuxStructs = {
+  iovec: { size: 16, base: { offset: 0, size: 8 }, len: { offset: 8, size: 8 } },
+  ucred: { size: 12, pid: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, gid: { offset: 8, size: 4 } },
+  rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0xffff_ffff_ffff_ffffn },
+  sockaddrUn: { size: 110, len: null, family: { offset: 0, size: 2 }, pathOffset: 2, pathSize: 108, abstractNamespace: true },
+  sockaddrIn: { size: 16, family: { offset: 0, size: 2 }, port: 2, addr: 4 },
+  sockaddrIn6: { size: 28, family: { offset: 0, size: 2 }, port: 2, addr: 8 },
+  pollfd: { size: 8, fd: { offset: 0, size: 4 }, events: { offset: 4, size: 2 }, revents: { offset: 6, size: 2 } },
+} as const;
+
+/** Everything the four Linux tables share, so each file states only what differs. */
+export const linuxShared = {
+  os: "linux",
+  pointerSize: 8,
+  littleEndian: true,
+  errnoSymbol: "__errno_location",
+  ...linuxStructs,
+  xucred: null,
+  kevent: null,
+  cloexec: "msg_cmsg_cloexec",
+  sigpipe: "msg_nosignal",
+  // SCM_MAX_FD in include/net/scm.h; bun-facts Q3: 254 fds -> EINVAL
+  fdBudget: { kind: "fixed", fds: 253 },
+  maxFdsPerSend: 253,
+  passCredentials: true,
+  hasAccept4: true,
+  hasSockFlags: true,
+  hasSeqpacket: true,
+  constants: linuxConstants,
+  errno: linuxErrno,
+} as const;

@@ -1,0 +1,589 @@
+/**
+ * Unix socket classes: UnixStream, UnixDatagram, UnixSeqpacket and their listeners.
+ *
+ * Ownership contract: each socket owns one OwnedFd (created here, or moved in by fromFd) and closes it
+ * exactly once on close()/dispose. Fds passed to send methods are borrowed for the duration of the call
+ * and stay the caller's. Fds returned by receive methods are the caller's OwnedFds; every fd a receive
+ * does not return (surplus, truncated batch, count mismatch) is closed before the method returns or
+ * throws (see msg-io.ts).
+ *
+ * Stream caveat (every stream method): Unix streams do not preserve send boundaries. One receive may
+ * return bytes and fds from several sends or part of one; fds ride on the first byte of the send that
+ * carried them. recvFdsExact checks the fd count of one receive; it does not read a whole frame.
+ */
+import { K, abi } from "./platform/index.ts";
+import { adopt, closeAll, OwnedFd, type FdLike } from "./owned-fd.ts";
+import { engine, Kind } from "./msg-io.ts";
+import * as sys from "./sys.ts";
+import { closedError, invalidArgType, MESSAGES, outOfRange, UnixAncillaryError } from "./errors.ts";
+import { describe } from "./cmsg/sizes.ts";
+
+/** Default data buffers of the allocating receives (crate: DEFAULT_STREAM_BUF / DEFAULT_DATAGRAM_BUF). */
+export const DEFAULT_STREAM_BUFFER = 4096;
+export const DEFAULT_DATAGRAM_BUFFER = 65536;
+/** Largest maxFds a receive accepts (the crate's HARD_CEILING). */
+export const MAX_RECEIVE_FDS = 1 << 20;
+
+const encoder = new TextEncoder();
+let streamScratch: Uint8Array | null = null;
+let messageScratch: Uint8Array | null = null;
+
+/** Payload accepted by sends: bytes (any ArrayBufferView or ArrayBuffer) or a string (sent as UTF-8). */
+export type Payload = ArrayBufferView | ArrayBuffer | string;
+
+export function toBytes(data: unknown, name = "data"): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (typeof data === "string") return encoder.encode(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return new Uint8Array(data);
+  throw invalidArgType(name, "a string, an ArrayBuffer or an ArrayBufferView", describe(data));
+}
+
+function toByteList(buffers: unknown, name: string): Uint8Array[] {
+  if (!Array.isArray(buffers)) throw invalidArgType(name, "an array of ArrayBufferViews", describe(buffers));
+  return buffers.map((b, i) => toBytes(b, `${name}[${i}]`));
+}
+
+/** A buffer that receives write into (strings are not accepted: receives need memory to fill). */
+export function toWritable(buffer: unknown, name = "buffer"): Uint8Array {
+  if (buffer instanceof Uint8Array) return buffer;
+  if (ArrayBuffer.isView(buffer)) return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  if (buffer instanceof ArrayBuffer) return new Uint8Array(buffer);
+  throw invalidArgType(name, "an ArrayBuffer or an ArrayBufferView", describe(buffer));
+}
+
+export function checkFdList(fds: unknown, name = "fds"): readonly FdLike[] {
+  if (fds === undefined) return EMPTY_FDS;
+  if (!Array.isArray(fds)) throw invalidArgType(name, "an array of fds (numbers, OwnedFd or { fd })", describe(fds));
+  return fds as FdLike[];
+}
+const EMPTY_FDS: readonly FdLike[] = Object.freeze([]);
+
+export function checkMaxFds(n: unknown, name = "maxFds"): number {
+  if (typeof n !== "number" || !Number.isInteger(n)) throw invalidArgType(name, "an integer", describe(n));
+  if (n < 0 || n > MAX_RECEIVE_FDS) throw outOfRange(name, `>= 0 and <= ${MAX_RECEIVE_FDS}`, String(n));
+  return n;
+}
+
+/** Result of the allocating receives: the payload and the fds, disposable as a unit. */
+export class ReceivedFds implements Disposable {
+  /** Payload bytes actually received. */
+  readonly data: Uint8Array;
+  /** The received fds, owned by the caller. */
+  readonly fds: OwnedFd[];
+  constructor(data: Uint8Array, fds: OwnedFd[]) {
+    this.data = data;
+    this.fds = fds;
+  }
+  /** Closes every fd still held in `fds` (fds the caller closed or released are skipped). */
+  [Symbol.dispose](): void {
+    closeAll(this.fds);
+  }
+}
+
+/** Result of the bring-your-own-buffer receives: bytes written into the caller's buffer(s) and the fds. */
+export class ReceivedInto implements Disposable {
+  readonly bytesRead: number;
+  readonly fds: OwnedFd[];
+  constructor(bytesRead: number, fds: OwnedFd[]) {
+    this.bytesRead = bytesRead;
+    this.fds = fds;
+  }
+  [Symbol.dispose](): void {
+    closeAll(this.fds);
+  }
+}
+
+export interface RecvOptions {
+  /** Size of the data buffer the allocating receives use (default 4096 for streams, 65536 otherwise). */
+  bufferSize?: number;
+}
+
+type SocketType = "stream" | "datagram" | "seqpacket";
+const TYPE_NUMBER: Record<SocketType, number> = { stream: K.SOCK_STREAM, datagram: K.SOCK_DGRAM, seqpacket: K.SOCK_SEQPACKET };
+
+function checkSocketType(owned: OwnedFd, type: SocketType, what: string): void {
+  if (!(owned instanceof OwnedFd)) throw invalidArgType("fd", "an OwnedFd", describe(owned));
+  const actual = sys.getsockoptInt(owned.fd, K.SOL_SOCKET, K.SO_TYPE);
+  if (actual !== TYPE_NUMBER[type]) {
+    const e = new TypeError(`${what}.fromFd: fd ${owned.fd} is not a ${type} socket (SO_TYPE ${actual})`);
+    (e as TypeError & { code: string }).code = "ERR_INVALID_ARG_VALUE";
+    throw e;
+  }
+}
+
+function requireSeqpacket(): void {
+  if (!abi.hasSeqpacket) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `AF_UNIX SOCK_SEQPACKET is not supported on ${abi.os}`);
+}
+
+/** Behaviour shared by every connected Unix socket. */
+export abstract class UnixSocket implements Disposable {
+  #owned: OwnedFd;
+  protected abstract readonly kind: Kind;
+  protected abstract readonly label: string;
+
+  protected constructor(owned: OwnedFd) {
+    this.#owned = owned;
+  }
+
+  /** The socket's fd number (borrowed: the socket still owns it). Throws once closed. */
+  get fd(): number {
+    if (this.#owned.closed) throw closedError(this.label);
+    return this.#owned.fd;
+  }
+
+  get closed(): boolean {
+    return this.#owned.closed;
+  }
+
+  /** Closes the socket. Idempotent. */
+  close(): void {
+    if (this.#owned.closed) return;
+    const fd = this.#owned.fd;
+    this.onClose(fd);
+    engine.forget(fd);
+    this.#owned.close();
+  }
+
+  /** Hook for the async layer: cancel pending operations before the fd number is released. */
+  protected onClose(_fd: number): void {}
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Gives up the socket: returns its OwnedFd (the caller owns it) and leaves this object closed. */
+  intoFd(): OwnedFd {
+    const fd = this.fd;
+    this.onClose(fd);
+    engine.forget(fd);
+    const moved = adopt(this.#owned.release());
+    return moved;
+  }
+
+  /** shutdown(2): "read", "write" or "both". */
+  shutdown(how: "read" | "write" | "both" = "both"): void {
+    sys.shutdown(this.fd, how === "read" ? K.SHUT_RD : how === "write" ? K.SHUT_WR : K.SHUT_RDWR);
+  }
+
+  localAddress(): sys.SocketAddress {
+    return sys.getsockname(this.fd);
+  }
+
+  peerAddress(): sys.SocketAddress {
+    return sys.getpeername(this.fd);
+  }
+
+  // ---- send -------------------------------------------------------------------------------------
+
+  /**
+   * One sendmsg carrying `data` and one SCM_RIGHTS message with `fds` (which stay yours). Returns the
+   * bytes accepted; on a stream that may be fewer than data.length, and the fds ride with that prefix.
+   * Streams reject fds with an empty payload (the kernel would drop them silently).
+   */
+  sendFdsSync(data: Payload, fds?: readonly FdLike[]): number {
+    const bytes = toBytes(data);
+    const list = checkFdList(fds);
+    const sock = this.fd;
+    this.checkPayload(bytes.byteLength, list.length);
+    if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
+    oneBuffer[0] = bytes;
+    try {
+      return engine.send(sock, oneBuffer, list, 0);
+    } finally {
+      oneBuffer[0] = EMPTY;
+    }
+  }
+
+  /** One sendmsg gathering `buffers` in order, with `fds` attached. No "all" variant: finish a partial send yourself without resending fds. */
+  sendFdsVectoredSync(buffers: readonly Payload[], fds?: readonly FdLike[]): number {
+    const list = toByteList(buffers, "buffers");
+    const fdList = checkFdList(fds);
+    const sock = this.fd;
+    let total = 0;
+    for (const b of list) total += b.byteLength;
+    this.checkPayload(total, fdList.length);
+    if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return 0;
+    return engine.send(sock, list, fdList, 0);
+  }
+
+  protected checkPayload(bytes: number, fds: number): void {
+    if (this.kind === Kind.Stream && bytes === 0 && fds > 0) {
+      throw new UnixAncillaryError("ERR_UA_EMPTY_PAYLOAD", MESSAGES.emptyStreamPayload);
+    }
+  }
+
+  // ---- receive ----------------------------------------------------------------------------------
+
+  protected defaultBufferSize(): number {
+    return this.kind === Kind.Stream ? DEFAULT_STREAM_BUFFER : DEFAULT_DATAGRAM_BUFFER;
+  }
+
+  #scratch(opts: RecvOptions | undefined): Uint8Array {
+    let size = this.defaultBufferSize();
+    if (opts !== undefined) {
+      if (opts === null || typeof opts !== "object") throw invalidArgType("options", "an object", describe(opts));
+      if (opts.bufferSize !== undefined) {
+        if (!Number.isInteger(opts.bufferSize) || opts.bufferSize < 1 || opts.bufferSize > 1 << 30) {
+          throw outOfRange("options.bufferSize", ">= 1 and <= 2^30", String(opts.bufferSize));
+        }
+        size = opts.bufferSize;
+      }
+    }
+    if (size === DEFAULT_STREAM_BUFFER) return (streamScratch ??= new Uint8Array(DEFAULT_STREAM_BUFFER));
+    if (size === DEFAULT_DATAGRAM_BUFFER) return (messageScratch ??= new Uint8Array(DEFAULT_DATAGRAM_BUFFER));
+    return new Uint8Array(size);
+  }
+
+  protected receive(maxFds: number, exact: boolean, buffers: readonly Uint8Array[], extraFlags: number): OwnedFd[] {
+    return engine.receiveFds(this.fd, buffers, maxFds, exact, this.kind, extraFlags);
+  }
+
+  /**
+   * Receives up to `maxFds` fds and the payload of one recvmsg (data copied out of an internal buffer
+   * of 4096 bytes for streams, 65536 otherwise). Surplus fds are closed. Stream EOF returns 0 bytes.
+   */
+  recvFdsSync(maxFds: number, opts?: RecvOptions): ReceivedFds {
+    checkMaxFds(maxFds);
+    const scratch = this.#scratch(opts);
+    oneBuffer[0] = scratch;
+    try {
+      const fds = this.receive(maxFds, false, oneBuffer, 0);
+      return new ReceivedFds(scratch.slice(0, engine.last.bytesRead), fds);
+    } finally {
+      oneBuffer[0] = EMPTY;
+    }
+  }
+
+  /** Like recvFdsSync but requires exactly `n` fds in this one receive; otherwise closes them all and throws ERR_UA_FD_COUNT_MISMATCH. */
+  recvFdsExactSync(n: number, opts?: RecvOptions): ReceivedFds {
+    checkMaxFds(n, "n");
+    const scratch = this.#scratch(opts);
+    oneBuffer[0] = scratch;
+    try {
+      const fds = this.receive(n, true, oneBuffer, 0);
+      return new ReceivedFds(scratch.slice(0, engine.last.bytesRead), fds);
+    } finally {
+      oneBuffer[0] = EMPTY;
+    }
+  }
+
+  /** Receives into your buffer: `{ bytesRead, fds }` with at most `maxFds` fds. */
+  recvFdsIntoSync(maxFds: number, buffer: ArrayBufferView | ArrayBuffer): ReceivedInto {
+    checkMaxFds(maxFds);
+    oneBuffer[0] = toWritable(buffer);
+    try {
+      const fds = this.receive(maxFds, false, oneBuffer, 0);
+      return new ReceivedInto(engine.last.bytesRead, fds);
+    } finally {
+      oneBuffer[0] = EMPTY;
+    }
+  }
+
+  /** Exact-count receive into your buffer. */
+  recvFdsExactIntoSync(n: number, buffer: ArrayBufferView | ArrayBuffer): ReceivedInto {
+    checkMaxFds(n, "n");
+    oneBuffer[0] = toWritable(buffer);
+    try {
+      const fds = this.receive(n, true, oneBuffer, 0);
+      return new ReceivedInto(engine.last.bytesRead, fds);
+    } finally {
+      oneBuffer[0] = EMPTY;
+    }
+  }
+
+  /** Scatter receive: the kernel fills `buffers` in order; `bytesRead` is the total. */
+  recvFdsVectoredSync(maxFds: number, buffers: readonly (ArrayBufferView | ArrayBuffer)[]): ReceivedInto {
+    checkMaxFds(maxFds);
+    if (!Array.isArray(buffers)) throw invalidArgType("buffers", "an array of ArrayBufferViews", describe(buffers));
+    const list = buffers.map((b, i) => toWritable(b, `buffers[${i}]`));
+    const fds = this.receive(maxFds, false, list, 0);
+    return new ReceivedInto(engine.last.bytesRead, fds);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+/** Reused one-element buffer list for the scalar methods (no array per call). */
+const oneBuffer: Uint8Array[] = [EMPTY];
+
+// ---------------------------------------------------------------------------------------------------
+
+export class UnixStream extends UnixSocket {
+  protected readonly kind = Kind.Stream;
+  protected readonly label = "UnixStream";
+
+  protected constructor(owned: OwnedFd) {
+    super(owned);
+  }
+
+  /** A connected pair (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)). */
+  static pair(): [UnixStream, UnixStream] {
+    const [a, b] = sys.socketpair(K.SOCK_STREAM);
+    return [new UnixStream(adopt(a)), new UnixStream(adopt(b))];
+  }
+
+  /** Takes ownership of an OwnedFd holding a connected AF_UNIX stream socket. */
+  static fromFd(fd: OwnedFd): UnixStream {
+    checkSocketType(fd, "stream", "UnixStream");
+    return new UnixStream(fd);
+  }
+
+  /** Connects to a listening socket at `path` ("\0name" for Linux's abstract namespace). Blocks. */
+  static connectSync(path: string): UnixStream {
+    const owned = adopt(sys.socket(K.AF_UNIX, K.SOCK_STREAM));
+    try {
+      sys.connect(owned.fd, path);
+    } catch (e) {
+      owned.close();
+      throw e;
+    }
+    return new UnixStream(owned);
+  }
+
+  /** @internal */
+  static _wrap(owned: OwnedFd): UnixStream {
+    return new UnixStream(owned);
+  }
+
+  /**
+   * Sends all of `data`, with `fds` attached exactly once to the first sendmsg; the rest follows in
+   * control-less sendmsg calls (MSG_NOSIGNAL, never write(2)). On error a prefix and the fds may already
+   * be delivered: do not retry the whole send.
+   */
+  sendFdsAllSync(data: Payload, fds?: readonly FdLike[]): void {
+    const bytes = toBytes(data);
+    const list = checkFdList(fds);
+    const sock = this.fd;
+    this.checkPayload(bytes.byteLength, list.length);
+    let sent = 0;
+    if (list.length > 0) {
+      oneBuffer[0] = bytes;
+      try {
+        sent = engine.send(sock, oneBuffer, list, 0);
+      } finally {
+        oneBuffer[0] = EMPTY;
+      }
+      if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
+    }
+    while (sent < bytes.byteLength) {
+      const n = engine.sendRange(sock, bytes, sent, 0);
+      if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
+      sent += n;
+    }
+  }
+}
+
+export class UnixDatagram extends UnixSocket {
+  protected readonly kind = Kind.Message;
+  protected readonly label = "UnixDatagram";
+
+  protected constructor(owned: OwnedFd) {
+    super(owned);
+  }
+
+  static pair(): [UnixDatagram, UnixDatagram] {
+    const [a, b] = sys.socketpair(K.SOCK_DGRAM);
+    return [new UnixDatagram(adopt(a)), new UnixDatagram(adopt(b))];
+  }
+
+  static fromFd(fd: OwnedFd): UnixDatagram {
+    checkSocketType(fd, "datagram", "UnixDatagram");
+    return new UnixDatagram(fd);
+  }
+
+  /** An unconnected datagram socket bound to `path`. Connect it (connectSync) before sending fds. */
+  static bindSync(path: string): UnixDatagram {
+    const owned = adopt(sys.socket(K.AF_UNIX, K.SOCK_DGRAM));
+    try {
+      sys.bind(owned.fd, path);
+    } catch (e) {
+      owned.close();
+      throw e;
+    }
+    return new UnixDatagram(owned);
+  }
+
+  /** A new datagram socket connected to `path`. */
+  static connectSync(path: string): UnixDatagram {
+    const owned = adopt(sys.socket(K.AF_UNIX, K.SOCK_DGRAM));
+    try {
+      sys.connect(owned.fd, path);
+    } catch (e) {
+      owned.close();
+      throw e;
+    }
+    return new UnixDatagram(owned);
+  }
+
+  /** Connects this socket (e.g. one from bindSync) to `path`; returns this. */
+  connectSync(path: string): this {
+    sys.connect(this.fd, path);
+    return this;
+  }
+}
+
+export class UnixSeqpacket extends UnixSocket {
+  protected readonly kind = Kind.Message;
+  protected readonly label = "UnixSeqpacket";
+
+  protected constructor(owned: OwnedFd) {
+    super(owned);
+  }
+
+  static pair(): [UnixSeqpacket, UnixSeqpacket] {
+    requireSeqpacket();
+    const [a, b] = sys.socketpair(K.SOCK_SEQPACKET);
+    return [new UnixSeqpacket(adopt(a)), new UnixSeqpacket(adopt(b))];
+  }
+
+  static fromFd(fd: OwnedFd): UnixSeqpacket {
+    checkSocketType(fd, "seqpacket", "UnixSeqpacket");
+    return new UnixSeqpacket(fd);
+  }
+
+  static connectSync(path: string): UnixSeqpacket {
+    requireSeqpacket();
+    const owned = adopt(sys.socket(K.AF_UNIX, K.SOCK_SEQPACKET));
+    try {
+      sys.connect(owned.fd, path);
+    } catch (e) {
+      owned.close();
+      throw e;
+    }
+    return new UnixSeqpacket(owned);
+  }
+
+  /** @internal */
+  static _wrap(owned: OwnedFd): UnixSeqpacket {
+    return new UnixSeqpacket(owned);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+export interface BindOptions {
+  /** File mode for the socket file (e.g. 0o600), applied between bind() and listen(), so no client can connect before it holds. */
+  mode?: number;
+  /** listen() backlog (default 511). */
+  backlog?: number;
+  /** Remove the socket file when the listener closes (default true for filesystem paths). */
+  unlinkOnClose?: boolean;
+}
+
+abstract class Listener<S> implements Disposable {
+  #owned: OwnedFd;
+  #path: string | null;
+  #unlink: boolean;
+  protected abstract readonly label: string;
+
+  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean) {
+    this.#owned = owned;
+    this.#path = path;
+    this.#unlink = unlink;
+  }
+
+  protected static bindFd(type: number, path: string, opts: BindOptions | undefined, nonblocking = false): { owned: OwnedFd; unlink: boolean } {
+    if (opts !== undefined && (opts === null || typeof opts !== "object")) throw invalidArgType("options", "an object", describe(opts));
+    const mode = opts?.mode;
+    if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) throw outOfRange("options.mode", "an integer in 0..0o7777", String(mode));
+    const backlog = opts?.backlog ?? 511;
+    if (!Number.isInteger(backlog) || backlog < 1) throw outOfRange("options.backlog", "a positive integer", String(backlog));
+    const owned = adopt(sys.socket(K.AF_UNIX, type, nonblocking));
+    const abstract = path.startsWith("\0");
+    try {
+      sys.bind(owned.fd, path);
+      if (mode !== undefined && !abstract) sys.chmodPath(path, mode);
+      sys.listen(owned.fd, backlog);
+    } catch (e) {
+      owned.close();
+      throw e;
+    }
+    return { owned, unlink: (opts?.unlinkOnClose ?? true) && !abstract };
+  }
+
+  get fd(): number {
+    if (this.#owned.closed) throw closedError(this.label);
+    return this.#owned.fd;
+  }
+
+  get closed(): boolean {
+    return this.#owned.closed;
+  }
+
+  /** The bound path ("\0name" for abstract addresses), or null for a listener made from an fd. */
+  get path(): string | null {
+    return this.#path;
+  }
+
+  protected abstract wrap(owned: OwnedFd): S;
+
+  /** Accepts one connection (blocking unless the listener is non-blocking; then EAGAIN throws). */
+  acceptSync(): S {
+    const c = adopt(sys.accept(this.fd));
+    return this.wrap(c);
+  }
+
+  protected onClose(_fd: number): void {}
+
+  close(): void {
+    if (this.#owned.closed) return;
+    this.onClose(this.#owned.fd);
+    this.#owned.close();
+    if (this.#unlink && this.#path !== null) {
+      try {
+        sys.unlinkPath(this.#path);
+      } catch {
+        // the file may already be gone or replaced; closing must not throw
+      }
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export class UnixListener extends Listener<UnixStream> {
+  protected readonly label = "UnixListener";
+  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean) {
+    super(owned, path, unlink);
+  }
+
+  /** Binds and listens on `path`. With `mode`, the file mode is set before listen(). */
+  static bindSync(path: string, opts?: BindOptions): UnixListener {
+    const { owned, unlink } = Listener.bindFd(K.SOCK_STREAM, path, opts);
+    return new UnixListener(owned, path, unlink);
+  }
+
+  /** Takes ownership of a listening AF_UNIX stream socket. */
+  static fromFd(fd: OwnedFd): UnixListener {
+    checkSocketType(fd, "stream", "UnixListener");
+    return new UnixListener(fd, null, false);
+  }
+
+  protected wrap(owned: OwnedFd): UnixStream {
+    return UnixStream._wrap(owned);
+  }
+}
+
+export class UnixSeqpacketListener extends Listener<UnixSeqpacket> {
+  protected readonly label = "UnixSeqpacketListener";
+  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean) {
+    super(owned, path, unlink);
+  }
+
+  static bindSync(path: string, opts?: BindOptions): UnixSeqpacketListener {
+    requireSeqpacket();
+    const { owned, unlink } = Listener.bindFd(K.SOCK_SEQPACKET, path, opts);
+    return new UnixSeqpacketListener(owned, path, unlink);
+  }
+
+  static fromFd(fd: OwnedFd): UnixSeqpacketListener {
+    checkSocketType(fd, "seqpacket", "UnixSeqpacketListener");
+    return new UnixSeqpacketListener(fd, null, false);
+  }
+
+  protected wrap(owned: OwnedFd): UnixSeqpacket {
+    return UnixSeqpacket._wrap(owned);
+  }
+}
