@@ -202,7 +202,7 @@ class Engine {
     h.fill(this.#sendIov, iovlen, control, controllen);
     const flags = SEND_FLAGS | extraFlags;
     for (;;) {
-      const r = libc.sendmsg(sock, h.address, flags);
+      const r = libc.sendmsg(sock, h.address, flags) as number;
       if (r >= 0) {
         keepAlive(keep, keep2);
         return r;
@@ -245,7 +245,7 @@ class Engine {
     const flags = RECV_FLAGS | extraFlags;
     let n: number;
     for (;;) {
-      n = libc.recvmsg(sock, h.address, flags);
+      n = libc.recvmsg(sock, h.address, flags) as number;
       if (n >= 0) break;
       const e = errno();
       if (e !== EINTR) throw new SystemError("recvmsg", e);
@@ -310,7 +310,7 @@ class Engine {
     const flags = RECV_FLAGS | extraFlags;
     let n: number;
     for (;;) {
-      n = libc.recvmsg(sock, h.address, flags);
+      n = libc.recvmsg(sock, h.address, flags) as number;
       if (n >= 0) break;
       const e = errno();
       if (e !== EINTR) throw new SystemError("recvmsg", e);

@@ -9,7 +9,7 @@
  * which pushes `arg` into the first stack slot where the callee's va_arg reads it. CLOEXEC after
  * recvmsg uses ioctl(FIOCLEX), which has no variadic argument at all.
  */
-import { dlopen, read, type FFIFunction } from "bun:ffi";
+import { dlopen, FFIType, read, type FFIFunction } from "bun:ffi";
 import { abi } from "./index.ts";
 
 const common = {
@@ -22,12 +22,12 @@ const common = {
   setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
   getsockname: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   getpeername: { args: ["i32", "ptr", "ptr"], returns: "i32" },
-  sendmsg: { args: ["i32", "ptr", "i32"], returns: "i64_fast" },
-  recvmsg: { args: ["i32", "ptr", "i32"], returns: "i64_fast" },
+  sendmsg: { args: ["i32", "ptr", "i32"], returns: FFIType.i64_fast },
+  recvmsg: { args: ["i32", "ptr", "i32"], returns: FFIType.i64_fast },
   ioctl: { args: ["i32", "u64"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
-  read: { args: ["i32", "ptr", "u64"], returns: "i64_fast" },
-  write: { args: ["i32", "ptr", "u64"], returns: "i64_fast" },
+  read: { args: ["i32", "ptr", "u64"], returns: FFIType.i64_fast },
+  write: { args: ["i32", "ptr", "u64"], returns: FFIType.i64_fast },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   shutdown: { args: ["i32", "i32"], returns: "i32" },
   unlink: { args: ["ptr"], returns: "i32" },
