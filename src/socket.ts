@@ -17,6 +17,9 @@ import { engine, Kind } from "./msg-io.ts";
 import * as sys from "./sys.ts";
 import { closedError, invalidArgType, MESSAGES, outOfRange, UnixAncillaryError } from "./errors.ts";
 import { describe } from "./cmsg/sizes.ts";
+import { OpQueue, abortError } from "./async/queue.ts";
+import { forget, waitFor } from "./async/reactor.ts";
+import { SystemError } from "./errors.ts";
 
 /** Default data buffers of the allocating receives (crate: DEFAULT_STREAM_BUF / DEFAULT_DATAGRAM_BUF). */
 export const DEFAULT_STREAM_BUFFER = 4096;
@@ -99,6 +102,25 @@ export interface RecvOptions {
   bufferSize?: number;
 }
 
+/** Options of every async operation. */
+export interface AsyncOptions {
+  /** Cancels the operation: it rejects with ERR_UA_ABORTED (the signal's reason as `cause`). */
+  signal?: AbortSignal;
+}
+
+const EAGAIN = abi.errno.EAGAIN;
+function isWouldBlock(e: unknown): boolean {
+  return e instanceof SystemError && (e.errno === EAGAIN || e.code === "EAGAIN" || e.code === "EWOULDBLOCK");
+}
+
+function signalOf(opts: AsyncOptions | undefined): AbortSignal | undefined {
+  if (opts === undefined) return undefined;
+  if (opts === null || typeof opts !== "object") throw invalidArgType("options", "an object", describe(opts));
+  const s = opts.signal;
+  if (s !== undefined && !(s instanceof AbortSignal)) throw invalidArgType("options.signal", "an AbortSignal", describe(s));
+  return s;
+}
+
 type SocketType = "stream" | "datagram" | "seqpacket";
 const TYPE_NUMBER: Record<SocketType, number> = { stream: K.SOCK_STREAM, datagram: K.SOCK_DGRAM, seqpacket: K.SOCK_SEQPACKET };
 
@@ -119,11 +141,21 @@ function requireSeqpacket(): void {
 /** Behaviour shared by every connected Unix socket. */
 export abstract class UnixSocket implements Disposable {
   #owned: OwnedFd;
+  #recvQueue: OpQueue | null = null;
+  #sendQueue: OpQueue | null = null;
   protected abstract readonly kind: Kind;
   protected abstract readonly label: string;
 
   protected constructor(owned: OwnedFd) {
     this.#owned = owned;
+  }
+
+  protected get recvQueue(): OpQueue {
+    return (this.#recvQueue ??= new OpQueue());
+  }
+
+  protected get sendQueue(): OpQueue {
+    return (this.#sendQueue ??= new OpQueue());
   }
 
   /** The socket's fd number (borrowed: the socket still owns it). Throws once closed. */
@@ -145,8 +177,10 @@ export abstract class UnixSocket implements Disposable {
     this.#owned.close();
   }
 
-  /** Hook for the async layer: cancel pending operations before the fd number is released. */
-  protected onClose(_fd: number): void {}
+  /** Pending async operations on this fd are rejected with ERR_UA_CLOSED before the number is released. */
+  protected onClose(fd: number): void {
+    forget(fd);
+  }
 
   [Symbol.dispose](): void {
     this.close();
@@ -300,6 +334,117 @@ export abstract class UnixSocket implements Disposable {
     const fds = this.receive(maxFds, false, list, 0);
     return new ReceivedInto(engine.last.bytesRead, fds);
   }
+
+  // ---- async (non-blocking syscall first; the reactor only on EAGAIN) ---------------------------
+
+  /** One attempt at a scalar receive without blocking; EAGAIN propagates. */
+  #tryReceive(maxFds: number, exact: boolean, buffer: Uint8Array): OwnedFd[] {
+    oneBuffer[0] = buffer;
+    try {
+      return this.receive(maxFds, exact, oneBuffer, K.MSG_DONTWAIT);
+    } finally {
+      oneBuffer[0] = EMPTY;
+    }
+  }
+
+  /** Retries `attempt` until it does not fail with EAGAIN, waiting for `interest` in between. */
+  protected async untilReady<T>(interest: "readable" | "writable", signal: AbortSignal | undefined, attempt: (fd: number) => T): Promise<T> {
+    for (;;) {
+      const fd = this.fd;
+      try {
+        return attempt(fd);
+      } catch (e) {
+        if (!isWouldBlock(e)) throw e;
+      }
+      await waitFor(fd, interest, signal);
+    }
+  }
+
+  #receiveAsync(maxFds: number, exact: boolean, opts: (RecvOptions & AsyncOptions) | undefined): Promise<ReceivedFds> {
+    checkMaxFds(maxFds, exact ? "n" : "maxFds");
+    const signal = signalOf(opts);
+    const scratch = this.#scratch(opts?.bufferSize === undefined ? undefined : { bufferSize: opts.bufferSize });
+    return this.recvQueue.run(signal, () =>
+      this.untilReady("readable", signal, () => {
+        const fds = this.#tryReceive(maxFds, exact, scratch);
+        return new ReceivedFds(scratch.slice(0, engine.last.bytesRead), fds);
+      }),
+    );
+  }
+
+  #receiveIntoAsync(maxFds: number, exact: boolean, buffers: Uint8Array[], opts: AsyncOptions | undefined): Promise<ReceivedInto> {
+    const signal = signalOf(opts);
+    return this.recvQueue.run(signal, () =>
+      this.untilReady("readable", signal, () => {
+        const fds = buffers.length === 1 ? this.#tryReceive(maxFds, exact, buffers[0]!) : this.receive(maxFds, exact, buffers, K.MSG_DONTWAIT);
+        return new ReceivedInto(engine.last.bytesRead, fds);
+      }),
+    );
+  }
+
+  /** Async recvFdsSync: resolves when a message arrives. Concurrent receives complete in call order. */
+  recvFds(maxFds: number, opts?: RecvOptions & AsyncOptions): Promise<ReceivedFds> {
+    return this.#receiveAsync(maxFds, false, opts);
+  }
+
+  /** Async recvFdsExactSync. */
+  recvFdsExact(n: number, opts?: RecvOptions & AsyncOptions): Promise<ReceivedFds> {
+    return this.#receiveAsync(n, true, opts);
+  }
+
+  /** Async recvFdsIntoSync: your buffer is filled when the promise resolves (keep it untouched until then). */
+  recvFdsInto(maxFds: number, buffer: ArrayBufferView | ArrayBuffer, opts?: AsyncOptions): Promise<ReceivedInto> {
+    checkMaxFds(maxFds);
+    return this.#receiveIntoAsync(maxFds, false, [toWritable(buffer)], opts);
+  }
+
+  /** Async recvFdsExactIntoSync. */
+  recvFdsExactInto(n: number, buffer: ArrayBufferView | ArrayBuffer, opts?: AsyncOptions): Promise<ReceivedInto> {
+    checkMaxFds(n, "n");
+    return this.#receiveIntoAsync(n, true, [toWritable(buffer)], opts);
+  }
+
+  /** Async recvFdsVectoredSync. */
+  recvFdsVectored(maxFds: number, buffers: readonly (ArrayBufferView | ArrayBuffer)[], opts?: AsyncOptions): Promise<ReceivedInto> {
+    checkMaxFds(maxFds);
+    if (!Array.isArray(buffers)) throw invalidArgType("buffers", "an array of ArrayBufferViews", describe(buffers));
+    return this.#receiveIntoAsync(maxFds, false, buffers.map((b, i) => toWritable(b, `buffers[${i}]`)), opts);
+  }
+
+  /** Async sendFdsSync: one sendmsg once the socket is writable. Concurrent sends run in call order. */
+  sendFds(data: Payload, fds?: readonly FdLike[], opts?: AsyncOptions): Promise<number> {
+    const bytes = toBytes(data);
+    const list = checkFdList(fds);
+    const signal = signalOf(opts);
+    this.checkPayload(bytes.byteLength, list.length);
+    return this.sendQueue.run(signal, () =>
+      this.untilReady("writable", signal, (sock) => {
+        if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
+        oneBuffer[0] = bytes;
+        try {
+          return engine.send(sock, oneBuffer, list, K.MSG_DONTWAIT);
+        } finally {
+          oneBuffer[0] = EMPTY;
+        }
+      }),
+    );
+  }
+
+  /** Async sendFdsVectoredSync. */
+  sendFdsVectored(buffers: readonly Payload[], fds?: readonly FdLike[], opts?: AsyncOptions): Promise<number> {
+    const list = toByteList(buffers, "buffers");
+    const fdList = checkFdList(fds);
+    const signal = signalOf(opts);
+    let total = 0;
+    for (const b of list) total += b.byteLength;
+    this.checkPayload(total, fdList.length);
+    return this.sendQueue.run(signal, () =>
+      this.untilReady("writable", signal, (sock) => {
+        if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return 0;
+        return engine.send(sock, list, fdList, K.MSG_DONTWAIT);
+      }),
+    );
+  }
 }
 
 const EMPTY = new Uint8Array(0);
@@ -343,6 +488,47 @@ export class UnixStream extends UnixSocket {
   /** @internal */
   static _wrap(owned: OwnedFd): UnixStream {
     return new UnixStream(owned);
+  }
+
+  /** Async connectSync: never blocks the event loop, even when the listener's backlog is full. */
+  static async connect(path: string, opts?: AsyncOptions): Promise<UnixStream> {
+    return new UnixStream(await connectAsync(K.SOCK_STREAM, path, signalOf(opts)));
+  }
+
+  /**
+   * Async sendFdsAllSync: fds go exactly once, with the first accepted bytes. If the operation is
+   * aborted or fails after that first send, the fds and a prefix of the data have been delivered; the
+   * error's `bytesSent` says how much. Do not retry the whole send then.
+   */
+  sendFdsAll(data: Payload, fds?: readonly FdLike[], opts?: AsyncOptions): Promise<void> {
+    const bytes = toBytes(data);
+    const list = checkFdList(fds);
+    const signal = signalOf(opts);
+    this.checkPayload(bytes.byteLength, list.length);
+    return this.sendQueue.run(signal, async () => {
+      let sent = 0;
+      try {
+        if (list.length > 0) {
+          sent = await this.untilReady("writable", signal, (sock) => {
+            oneBuffer[0] = bytes;
+            try {
+              return engine.send(sock, oneBuffer, list, K.MSG_DONTWAIT);
+            } finally {
+              oneBuffer[0] = EMPTY;
+            }
+          });
+          if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
+        }
+        while (sent < bytes.byteLength) {
+          const n = await this.untilReady("writable", signal, (sock) => engine.sendRange(sock, bytes, sent, K.MSG_DONTWAIT));
+          if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
+          sent += n;
+        }
+      } catch (e) {
+        if (e !== null && typeof e === "object") (e as { bytesSent?: number }).bytesSent = sent;
+        throw e;
+      }
+    });
   }
 
   /**
@@ -420,6 +606,16 @@ export class UnixDatagram extends UnixSocket {
     sys.connect(this.fd, path);
     return this;
   }
+
+  /** Async: a new datagram socket connected to `path`. */
+  static async connect(path: string, opts?: AsyncOptions): Promise<UnixDatagram> {
+    return new UnixDatagram(await connectAsync(K.SOCK_DGRAM, path, signalOf(opts)));
+  }
+
+  /** Async bindSync (binding never blocks; provided for symmetry). */
+  static override async bind(path: string): Promise<UnixDatagram> {
+    return UnixDatagram.bindSync(path);
+  }
 }
 
 export class UnixSeqpacket extends UnixSocket {
@@ -456,6 +652,12 @@ export class UnixSeqpacket extends UnixSocket {
   /** @internal */
   static _wrap(owned: OwnedFd): UnixSeqpacket {
     return new UnixSeqpacket(owned);
+  }
+
+  /** Async connectSync. */
+  static async connect(path: string, opts?: AsyncOptions): Promise<UnixSeqpacket> {
+    requireSeqpacket();
+    return new UnixSeqpacket(await connectAsync(K.SOCK_SEQPACKET, path, signalOf(opts)));
   }
 }
 
@@ -517,13 +719,68 @@ abstract class Listener<S> implements Disposable {
 
   protected abstract wrap(owned: OwnedFd): S;
 
-  /** Accepts one connection (blocking unless the listener is non-blocking; then EAGAIN throws). */
+  /** Accepts one connection, blocking the thread until one arrives (also on a non-blocking listener). */
   acceptSync(): S {
-    const c = adopt(sys.accept(this.fd));
-    return this.wrap(c);
+    for (;;) {
+      const fd = this.fd;
+      try {
+        return this.wrap(adopt(sys.accept(fd)));
+      } catch (e) {
+        if (!isWouldBlock(e)) throw e;
+      }
+      sys.pollOne(fd, K.POLLIN, -1);
+    }
   }
 
-  protected onClose(_fd: number): void {}
+  #acceptQueue: OpQueue | null = null;
+
+  /**
+   * Accepts one connection without blocking the event loop. Concurrent accepts are served in call
+   * order. The accepted socket is blocking for the sync API; its async methods never block.
+   */
+  accept(opts?: AsyncOptions): Promise<S> {
+    const signal = signalOf(opts);
+    const queue = (this.#acceptQueue ??= new OpQueue());
+    return queue.run(signal, async () => {
+      for (;;) {
+        const fd = this.fd;
+        if (!this.#nonblocking) {
+          // A listener from bindSync/fromFd blocks in accept(); make it non-blocking once (acceptSync copes).
+          sys.setNonblocking(fd, true);
+          this.#nonblocking = true;
+        }
+        try {
+          return this.wrap(adopt(sys.accept(fd)));
+        } catch (e) {
+          if (!isWouldBlock(e)) throw e;
+        }
+        await waitFor(fd, "readable", signal);
+      }
+    });
+  }
+
+  #nonblocking = false;
+  /** @internal */
+  protected markNonblocking(): void {
+    this.#nonblocking = true;
+  }
+
+  /** `for await (const conn of listener)`: accepts until the listener is closed (then ends quietly). */
+  async *[Symbol.asyncIterator](): AsyncGenerator<S, void, undefined> {
+    for (;;) {
+      if (this.closed) return;
+      try {
+        yield await this.accept();
+      } catch (e) {
+        if (e instanceof UnixAncillaryError && e.code === "ERR_UA_CLOSED") return;
+        throw e;
+      }
+    }
+  }
+
+  protected onClose(fd: number): void {
+    forget(fd);
+  }
 
   close(): void {
     if (this.#owned.closed) return;
@@ -555,6 +812,14 @@ export class UnixListener extends Listener<UnixStream> {
     return new UnixListener(owned, path, unlink);
   }
 
+  /** Like bindSync, with a non-blocking listening socket ready for accept() and `for await`. */
+  static override async bind(path: string, opts?: BindOptions): Promise<UnixListener> {
+    const { owned, unlink } = Listener.bindFd(K.SOCK_STREAM, path, opts, true);
+    const l = new UnixListener(owned, path, unlink);
+    l.markNonblocking();
+    return l;
+  }
+
   /** Takes ownership of a listening AF_UNIX stream socket. */
   static fromFd(fd: OwnedFd): UnixListener {
     checkSocketType(fd, "stream", "UnixListener");
@@ -578,6 +843,14 @@ export class UnixSeqpacketListener extends Listener<UnixSeqpacket> {
     return new UnixSeqpacketListener(owned, path, unlink);
   }
 
+  static override async bind(path: string, opts?: BindOptions): Promise<UnixSeqpacketListener> {
+    requireSeqpacket();
+    const { owned, unlink } = Listener.bindFd(K.SOCK_SEQPACKET, path, opts, true);
+    const l = new UnixSeqpacketListener(owned, path, unlink);
+    l.markNonblocking();
+    return l;
+  }
+
   static fromFd(fd: OwnedFd): UnixSeqpacketListener {
     checkSocketType(fd, "seqpacket", "UnixSeqpacketListener");
     return new UnixSeqpacketListener(fd, null, false);
@@ -586,4 +859,54 @@ export class UnixSeqpacketListener extends Listener<UnixSeqpacket> {
   protected wrap(owned: OwnedFd): UnixSeqpacket {
     return UnixSeqpacket._wrap(owned);
   }
+}
+
+/**
+ * Connects a new socket without blocking the event loop. An AF_UNIX connect to a listener whose backlog
+ * is full fails with EAGAIN instead of waiting; readiness cannot signal "backlog has room", so that case
+ * retries with a short backoff (1 ms doubling to 50 ms) until it connects, fails otherwise, or is aborted.
+ * The returned socket is blocking again, so the sync API works on it too.
+ */
+async function connectAsync(type: number, path: string, signal: AbortSignal | undefined): Promise<OwnedFd> {
+  if (signal?.aborted) throw abortError(signal);
+  const owned = adopt(sys.socket(K.AF_UNIX, type, true));
+  try {
+    let delay = 1;
+    for (;;) {
+      try {
+        sys.connect(owned.fd, path);
+        break;
+      } catch (e) {
+        if (e instanceof SystemError && (e.code === "EINPROGRESS" || e.code === "EALREADY")) {
+          await waitFor(owned.fd, "writable", signal);
+          const err = sys.getsockoptInt(owned.fd, K.SOL_SOCKET, K.SO_ERROR);
+          if (err !== 0) throw new SystemError("connect", err, path);
+          break;
+        }
+        if (!isWouldBlock(e)) throw e;
+      }
+      await sleep(delay, signal);
+      delay = Math.min(delay * 2, 50);
+    }
+    sys.setNonblocking(owned.fd, false);
+    return owned;
+  } catch (e) {
+    forget(owned.fd);
+    owned.close();
+    throw e;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortError(signal!));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
