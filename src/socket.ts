@@ -690,8 +690,9 @@ abstract class Listener<S> implements Disposable {
     if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) throw outOfRange("options.mode", "an integer in 0..0o7777", String(mode));
     const backlog = opts?.backlog ?? 511;
     if (!Number.isInteger(backlog) || backlog < 1) throw outOfRange("options.backlog", "a positive integer", String(backlog));
-    const owned = adopt(sys.socket(K.AF_UNIX, type, nonblocking));
+    if (typeof path !== "string") throw invalidArgType("path", "a string", describe(path));
     const abstract = path.startsWith("\0");
+    const owned = adopt(sys.socket(K.AF_UNIX, type, nonblocking));
     try {
       sys.bind(owned.fd, path);
       if (mode !== undefined && !abstract) sys.chmodPath(path, mode);

@@ -1,25 +1,365 @@
-// TEMPORARY stub so the socket classes load while the epoll reactor is being written (helper owns this file;
-// overwrite freely). Polls readiness with poll(2, timeout 0) on a 1 ms timer.
-import { K } from "../platform/index.ts";
-import { pollOne } from "../sys.ts";
+/**
+ * The readiness reactor: the main-thread side of async I/O (bun-facts Q4, design choice (b)).
+ *
+ * Bun cannot watch an arbitrary fd without reading it (which would discard in-flight fds), so one
+ * lazily started Worker per process blocks in epoll_wait(-1) (kevent() on darwin/FreeBSD) and only
+ * reports readiness. The socket classes always try their non-blocking syscall first and call
+ * `waitFor` only after EAGAIN; every recvmsg/sendmsg/accept stays on the main thread.
+ *
+ * Registrations: one per fd, carrying the union of the interests somebody waits for, armed one-shot
+ * (EPOLLONESHOT / EV_ONESHOT) under a token that is a registration id (never the fd number). After a
+ * report the main thread resolves the waiters of the reported interests (all of them, FIFO) and
+ * re-arms with EPOLL_CTL_MOD only if someone still waits. An idle registration stays in the set
+ * (disabled by the one-shot) so the next wait costs one MOD; forget(fd) deletes it before close.
+ *
+ * Process lifetime: the Worker is ref'ed exactly while at least one wait is pending (like a pending
+ * socket read in Bun) and unref'ed otherwise, so an idle reactor never keeps the process alive.
+ */
+import { abi } from "../platform/index.ts";
 import { UnixAncillaryError } from "../errors.ts";
+import { createEpollBackend, READABLE, WRITABLE, type Backend } from "./backend-epoll.ts";
+import { createKqueueBackend } from "./backend-kqueue.ts";
+import type { ReactorWorkerData, ReactorWorkerMessage } from "./reactor-worker.ts";
+
 export type Interest = "readable" | "writable";
-const waiters = new Map<number, Set<(e?: unknown) => void>>();
+
+export interface ReactorStats {
+  /** Whether the Worker (and the poll set) exists. */
+  started: boolean;
+  /** fds with a registration (armed, or idle after a one-shot report). */
+  registered: number;
+  /** Waits not yet settled. */
+  pending: number;
+  /** Whether the Worker currently keeps the process alive (pending > 0). */
+  workerRefed: boolean;
+  /** "epoll" | "kqueue" once started. */
+  backend: string | null;
+  /** "post" | "atomics" once started. */
+  notify: string | null;
+}
+
+type Notify = "post" | "atomics";
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+class Registration {
+  readonly readers = new Set<Waiter>();
+  readonly writers = new Set<Waiter>();
+  /** Interests currently armed in the kernel (0 after a one-shot report). */
+  armed = 0;
+  /** Whether the fd is believed to be in the poll set. */
+  inSet = false;
+  constructor(readonly fd: number, readonly token: number) {}
+  wanted(): number {
+    return (this.readers.size > 0 ? READABLE : 0) | (this.writers.size > 0 ? WRITABLE : 0);
+  }
+}
+
+interface Reactor {
+  backend: Backend;
+  worker: Worker;
+  notify: Notify;
+  refed: boolean;
+  stopped: Promise<void>;
+  /** Set once shutdown began: no new waits are accepted by this instance. */
+  closing: boolean;
+}
+
+const MAX_EVENTS = 256;
+
+let reactor: Reactor | null = null;
+const byFd = new Map<number, Registration>();
+const byToken = new Map<number, Registration>();
+let nextToken = 1; // 0 is the wake source
+let pending = 0;
+let exitHookInstalled = false;
+
+function notifyMode(): Notify {
+  // Internal switch for the latency comparison (see the report in test/reactor.test.ts); not API.
+  return process.env.UNIX_ANCILLARY_REACTOR_NOTIFY === "atomics" ? "atomics" : "post";
+}
+
+function start(): Reactor {
+  const backend = abi.os === "linux" ? createEpollBackend() : createKqueueBackend();
+  const notify = notifyMode();
+  const sab = notify === "atomics" ? new SharedArrayBuffer(16 + 8 * 2 * MAX_EVENTS) : undefined;
+  const workerData: ReactorWorkerData = { backend: backend.name, pollFd: backend.pollFd, maxEvents: MAX_EVENTS, ...(sab ? { sab } : {}) };
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL("./reactor-worker.ts", import.meta.url).href, { workerData } as WorkerOptions);
+  } catch (e) {
+    backend.close();
+    throw e;
+  }
+  worker.unref();
+  let onStopped!: () => void;
+  const stopped = new Promise<void>((r) => (onStopped = r));
+  const self: Reactor = { backend, worker, notify, refed: false, stopped, closing: false };
+  worker.addEventListener("close", () => {
+    onStopped();
+    // The thread is gone: nothing waits on the poll fds any more, so they can be closed.
+    if (reactor === self) {
+      reactor = null;
+      failAll(new UnixAncillaryError("ERR_UA_CLOSED", "the reactor worker stopped"));
+    }
+    backend.close();
+  });
+  worker.onmessage = (ev: MessageEvent<ReactorWorkerMessage>) => {
+    const m = ev.data;
+    if (Array.isArray(m)) dispatch(m, m.length);
+    else if (m.type === "error" && reactor === self) {
+      reactor = null;
+      failAll(new UnixAncillaryError("ERR_UA_CLOSED", `the reactor worker failed: ${m.message}`));
+    }
+  };
+  worker.onerror = (ev: ErrorEvent) => {
+    if (reactor === self) {
+      reactor = null;
+      failAll(new UnixAncillaryError("ERR_UA_CLOSED", `the reactor worker failed: ${ev.message}`));
+    }
+  };
+  if (sab) void drainAtomics(self, sab);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // At exit, wake the Worker so it is not left blocked in epoll_wait while the process tears down.
+    process.on("exit", () => {
+      if (reactor) {
+        reactor.closing = true;
+        reactor.backend.wake();
+      }
+    });
+  }
+  return self;
+}
+
+async function drainAtomics(r: Reactor, sab: SharedArrayBuffer): Promise<void> {
+  const ctl = new Int32Array(sab, 0, 4);
+  const pairs = new Float64Array(sab, 16);
+  const batch: number[] = [];
+  let seen = 0;
+  for (;;) {
+    const w = Atomics.waitAsync(ctl, 0, seen);
+    if (w.async) {
+      const res = await Promise.race([w.value, r.stopped.then(() => "stopped" as const)]);
+      if (res === "stopped") return;
+    }
+    seen = Atomics.load(ctl, 0);
+    const n = Atomics.load(ctl, 2);
+    batch.length = n;
+    for (let i = 0; i < n; i++) batch[i] = pairs[i]!;
+    Atomics.store(ctl, 1, seen);
+    Atomics.notify(ctl, 1);
+    dispatch(batch, n);
+  }
+}
+
+function setPending(delta: number): void {
+  pending += delta;
+  const r = reactor;
+  if (!r) return;
+  if (pending > 0 && !r.refed) {
+    r.worker.ref();
+    r.refed = true;
+  } else if (pending === 0 && r.refed) {
+    r.worker.unref();
+    r.refed = false;
+  }
+}
+
+/** Handles one batch [token, mask, ...] from the Worker. */
+function dispatch(batch: readonly number[], n: number): void {
+  for (let i = 0; i + 1 < n; i += 2) {
+    const reg = byToken.get(batch[i]!);
+    if (!reg) continue; // a stale report for a forgotten/aborted registration
+    const mask = batch[i + 1]!;
+    reg.armed = 0; // one-shot: the kernel disabled the registration when it reported it
+    if (mask & READABLE) settleAll(reg.readers, undefined);
+    if (mask & WRITABLE) settleAll(reg.writers, undefined);
+    rearm(reg);
+  }
+}
+
+/** Arms whatever is still wanted and not armed; drops an empty registration only via forget/abort. */
+function rearm(reg: Registration): void {
+  const want = reg.wanted();
+  if (want === 0 || (want & ~reg.armed) === 0) return;
+  const r = reactor;
+  if (!r) return;
+  try {
+    r.backend.arm(reg.fd, reg.token, want, reg.inSet);
+    reg.inSet = true;
+    reg.armed = want;
+  } catch (e) {
+    // The fd went bad underneath (closed without forget): every waiter learns it now.
+    drop(reg);
+    settleAll(reg.readers, e);
+    settleAll(reg.writers, e);
+  }
+}
+
+function settleAll(set: Set<Waiter>, error: unknown): void {
+  if (set.size === 0) return;
+  const list = [...set];
+  set.clear();
+  for (const w of list) settle(w, error);
+}
+
+function settle(w: Waiter, error: unknown): void {
+  if (w.onAbort) w.signal!.removeEventListener("abort", w.onAbort);
+  setPending(-1);
+  if (error === undefined) w.resolve();
+  else w.reject(error);
+}
+
+/** Removes a registration from the maps and the poll set. */
+function drop(reg: Registration): void {
+  byFd.delete(reg.fd);
+  byToken.delete(reg.token);
+  if (reg.inSet && reactor) {
+    try {
+      reactor.backend.remove(reg.fd);
+    } catch {
+      // remove() already ignores ENOENT/EBADF; anything else leaves a disabled one-shot entry at worst
+    }
+  }
+  reg.inSet = false;
+  reg.armed = 0;
+}
+
+function failAll(error: unknown): void {
+  const regs = [...byFd.values()];
+  byFd.clear();
+  byToken.clear();
+  for (const reg of regs) {
+    settleAll(reg.readers, error);
+    settleAll(reg.writers, error);
+  }
+}
+
+function abortedError(signal: AbortSignal): UnixAncillaryError {
+  return new UnixAncillaryError("ERR_UA_ABORTED", "The operation was aborted", { cause: signal.reason });
+}
+
+/**
+ * Resolves when `fd` is ready for `interest` (or has an error/hang-up: the caller's syscall then
+ * reports it). Rejects with ERR_UA_ABORTED (cause: signal.reason) if `signal` aborts, ERR_UA_CLOSED if
+ * forget(fd) is called while waiting, or a SystemError if the fd cannot be watched (EBADF, EPERM).
+ */
 export function waitFor(fd: number, interest: Interest, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new UnixAncillaryError("ERR_UA_ABORTED", "the operation was aborted", { cause: signal.reason }));
-    const set = waiters.get(fd) ?? new Set();
-    waiters.set(fd, set);
-    const done = (e?: unknown) => { clearInterval(t); set.delete(done); signal?.removeEventListener("abort", onAbort); e ? reject(e) : resolve(); };
-    const onAbort = () => done(new UnixAncillaryError("ERR_UA_ABORTED", "the operation was aborted", { cause: signal!.reason }));
-    signal?.addEventListener("abort", onAbort, { once: true });
-    set.add(done);
-    const t = setInterval(() => { if (pollOne(fd, interest === "readable" ? K.POLLIN : K.POLLOUT, 0) !== 0) done(); }, 1);
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fff_ffff) return Promise.reject(new RangeError(`invalid fd ${String(fd)}`));
+  const bit = interest === "readable" ? READABLE : interest === "writable" ? WRITABLE : 0;
+  if (bit === 0) return Promise.reject(new TypeError(`interest must be "readable" or "writable", got ${String(interest)}`));
+  if (signal?.aborted) return Promise.reject(abortedError(signal));
+
+  let r = reactor;
+  if (!r || r.closing) {
+    try {
+      r = reactor = start();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  let reg = byFd.get(fd);
+  const fresh = reg === undefined;
+  if (!reg) {
+    reg = new Registration(fd, nextToken++);
+    byFd.set(fd, reg);
+    byToken.set(reg.token, reg);
+  }
+  const want = reg.wanted() | bit;
+  if ((want & ~reg.armed) !== 0) {
+    try {
+      r.backend.arm(fd, reg.token, want, reg.inSet);
+      reg.inSet = true;
+      reg.armed = want;
+    } catch (e) {
+      if (fresh || reg.wanted() === 0) {
+        byFd.delete(fd);
+        byToken.delete(reg.token);
+      }
+      return Promise.reject(e);
+    }
+  }
+
+  const set = bit === READABLE ? reg.readers : reg.writers;
+  const registration = reg;
+  return new Promise<void>((resolve, reject) => {
+    const w: Waiter = { resolve, reject, signal, onAbort: undefined };
+    if (signal) {
+      w.onAbort = () => {
+        if (!set.delete(w)) return;
+        w.onAbort = undefined; // {once: true} already removed it
+        setPending(-1);
+        reject(abortedError(signal));
+        if (byToken.get(registration.token) !== registration) return;
+        if (registration.wanted() === 0) drop(registration);
+        else if ((registration.armed & ~registration.wanted()) !== 0 && reactor) {
+          // Narrow the armed set so the aborted interest doesn't produce a spurious report.
+          try {
+            reactor.backend.arm(registration.fd, registration.token, registration.wanted(), registration.inSet);
+            registration.armed = registration.wanted();
+          } catch {
+            // leave it; the report will be ignored or re-armed
+          }
+        }
+      };
+      signal.addEventListener("abort", w.onAbort, { once: true });
+    }
+    set.add(w);
+    setPending(+1);
   });
 }
+
+/**
+ * Cancels every pending wait on `fd` (rejecting with ERR_UA_CLOSED) and removes `fd` from the poll
+ * set. Call it BEFORE closing the fd, while the number still names the same file. Synchronous.
+ */
 export function forget(fd: number): void {
-  const set = waiters.get(fd);
-  if (!set) return;
-  waiters.delete(fd);
-  for (const d of [...set]) d(new UnixAncillaryError("ERR_UA_CLOSED", "the socket was closed while an operation was waiting"));
+  const reg = byFd.get(fd);
+  if (!reg) return;
+  drop(reg);
+  const error = new UnixAncillaryError("ERR_UA_CLOSED", `fd ${fd} was closed while waiting for readiness`);
+  settleAll(reg.readers, error);
+  settleAll(reg.writers, error);
+}
+
+/** For tests and diagnostics. */
+export function reactorStats(): ReactorStats {
+  return {
+    started: reactor !== null,
+    registered: byFd.size,
+    pending,
+    workerRefed: reactor?.refed ?? false,
+    backend: reactor?.backend.name ?? null,
+    notify: reactor?.notify ?? null,
+  };
+}
+
+/**
+ * Stops the Worker (tests; also at process exit). Pending waits reject with ERR_UA_CLOSED. The poll
+ * fds are closed once the thread is gone; a later waitFor starts a new reactor.
+ */
+export async function shutdownReactor(): Promise<void> {
+  const r = reactor;
+  if (!r) return;
+  reactor = null;
+  r.closing = true;
+  const regs = [...byFd.values()];
+  for (const reg of regs) drop(reg); // nothing to DEL once the set is closed, but keep it tidy
+  failAll(new UnixAncillaryError("ERR_UA_CLOSED", "the reactor was shut down"));
+  r.worker.ref(); // keep the process alive until the thread has really gone
+  r.backend.wake();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<boolean>((res) => (timer = setTimeout(() => res(true), 2000)));
+  const done = await Promise.race([r.stopped.then(() => false), timedOut]);
+  clearTimeout(timer);
+  if (done) {
+    r.worker.terminate();
+    await r.stopped;
+  }
 }
