@@ -18,10 +18,10 @@ import { ptr } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";
 import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
-import { appendRights } from "./cmsg/encode.ts";
+import { encodeRightsAt0 } from "./cmsg/encode.ts";
 import { bufferSizeForRights, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
-import { adopt, closeAll, fdOf, type FdLike, type OwnedFd } from "./owned-fd.ts";
+import { adopt, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
 
@@ -81,13 +81,36 @@ class IovecArray {
     this.bytes = new Uint8Array(IOV.size * Math.max(n, this.capacity * 2));
     this.view = new DataView(this.bytes.buffer);
     this.address = ptr(this.bytes);
+    this.#lastBuf = null;
+    this.#lastLength = -1;
   }
+  // Slot 0 remembers the last whole buffer it pointed at: a loop reusing one buffer skips ptr() (≈20 ns).
+  // The address of a given typed array never changes in Bun (bun-facts Q1); a detached or resized
+  // buffer changes byteLength/byteOffset and misses the cache.
+  #lastBuf: Uint8Array | null = null;
+  #lastOffset = -1;
+  #lastLength = -1;
+
   /** Points iovec i at `buf` (a zero-length buffer gets a null base: ptr() rejects empty views). */
   set(i: number, buf: Uint8Array, start = 0, end = buf.byteLength): void {
     const at = i * IOV.size;
     const len = end - start;
+    if (i === 0 && start === 0) {
+      if (buf === this.#lastBuf && buf.byteOffset === this.#lastOffset && len === this.#lastLength) return;
+      this.#lastBuf = len > 0 ? buf : null;
+      this.#lastOffset = buf.byteOffset;
+      this.#lastLength = len;
+    } else if (i === 0) {
+      this.#lastBuf = null;
+    }
     writeUnsigned(this.view, at, IOV.base, len > 0 ? ptr(buf, start) : 0);
     writeUnsigned(this.view, at, IOV.len, len);
+  }
+
+  /** Drops the remembered buffer (so a caller's buffer is not kept alive by the engine). */
+  release(): void {
+    this.#lastBuf = null;
+    this.#lastLength = -1;
   }
 }
 
@@ -95,17 +118,25 @@ class Header {
   readonly bytes = new Uint8Array(M.size);
   readonly view = new DataView(this.bytes.buffer);
   readonly address = ptr(this.bytes);
+  // msg_name/msg_namelen stay zero forever (connected sockets only). The other fields are written only
+  // when they change; the kernel rewrites msg_controllen and msg_flags on receive, so callers that read
+  // them back call invalidate(). musl's pads stay zero: 4-byte fields never touch them.
+  #iov = -1;
+  #iovlen = -1;
+  #control = -1;
+  #controllen = -1;
   fill(iov: IovecArray, iovlen: number, control: number, controllen: number): void {
-    // Every field is rewritten on each call; musl's pads stay zero because the array was zeroed once
-    // and 4-byte fields never touch them.
     const v = this.view;
-    writeUnsigned(v, 0, M.name, 0);
-    writeUnsigned(v, 0, M.namelen, 0);
-    writeUnsigned(v, 0, M.iov, iovlen > 0 ? iov.address : 0);
-    writeUnsigned(v, 0, M.iovlen, iovlen);
-    writeUnsigned(v, 0, M.control, controllen > 0 ? control : 0);
-    writeUnsigned(v, 0, M.controllen, controllen);
-    v.setInt32(M.flags.offset, 0, true);
+    const iovAddr = iovlen > 0 ? iov.address : 0;
+    if (iovAddr !== this.#iov) writeUnsigned(v, 0, M.iov, (this.#iov = iovAddr));
+    if (iovlen !== this.#iovlen) writeUnsigned(v, 0, M.iovlen, (this.#iovlen = iovlen));
+    const ctl = controllen > 0 ? control : 0;
+    if (ctl !== this.#control) writeUnsigned(v, 0, M.control, (this.#control = ctl));
+    if (controllen !== this.#controllen) writeUnsigned(v, 0, M.controllen, (this.#controllen = controllen));
+  }
+  /** After recvmsg: msg_controllen now holds what the kernel wrote, not what we last set. */
+  invalidateControllen(): void {
+    this.#controllen = -1;
   }
 }
 
@@ -125,6 +156,7 @@ class Engine {
   readonly #sendCtl = new Uint8Array(bufferSizeForRights(abi, abi.maxFdsPerSend));
   readonly #sendCtlView = new DataView(this.#sendCtl.buffer);
   readonly #sendCtlPtr = ptr(this.#sendCtl);
+  readonly #sendCtlI32 = new Int32Array(this.#sendCtl.buffer);
   readonly #fdScratch = new Int32Array(abi.maxFdsPerSend);
   readonly #one: Uint8Array[] = [new Uint8Array(0)];
 
@@ -136,6 +168,10 @@ class Engine {
   #recvCtlPtr: number;
   readonly #cursor = new CmsgCursor(abi);
   readonly #empty: OwnedFd[] = [];
+  /** Bytes of the receive control buffer the kernel may have written since it was last zeroed. */
+  #recvCtlDirty = 0;
+  /** receiveControlSize for maxFds <= a fixed budget: the same for every call. */
+  readonly #fixedControlSize = abi.fdBudget.kind === "fixed" ? receiveControlSize(abi, 0, abi.fdBudget.fds) : -1;
   readonly #nosigpipeDone = new Set<number>();
 
   /** Outcome of the last receive (reused object: read it before the next receive). */
@@ -156,7 +192,7 @@ class Engine {
     const n = fds.length;
     if (n > abi.maxFdsPerSend) throw tooManyFds(n);
     const s = this.#fdScratch;
-    for (let i = 0; i < n; i++) s[i] = fdOf(fds[i]!, `fds[${i}]`);
+    for (let i = 0; i < n; i++) s[i] = fdAt(fds, i, "fds");
     return n;
   }
 
@@ -172,7 +208,7 @@ class Engine {
     let ctlLen = 0;
     if (fds !== null) {
       const n = this.#stageFds(fds);
-      ctlLen = appendRights(abi, this.#sendCtl, this.#sendCtlView, 0, this.#fdScratch, n);
+      ctlLen = encodeRightsAt0(abi, this.#sendCtl, this.#sendCtlView, this.#sendCtlI32, this.#fdScratch, n);
     }
     return this.#sendmsg(sock, nb, this.#sendCtlPtr, ctlLen, extraFlags, buffers);
   }
@@ -223,6 +259,7 @@ class Engine {
 
   #ensureRecvControl(size: number): void {
     if (this.#recvCtl.byteLength >= size) return;
+    this.#recvCtlDirty = 0; // a fresh buffer is zero
     this.#recvCtl = new Uint8Array(size);
     this.#recvCtlView = new DataView(this.#recvCtl.buffer);
     this.#recvCtlPtr = ptr(this.#recvCtl);
@@ -233,10 +270,16 @@ class Engine {
    * maxFds when `exact`); closes everything else before returning or throwing.
    */
   receiveFds(sock: number, buffers: readonly Uint8Array[], maxFds: number, exact: boolean, kind: Kind, extraFlags: number): OwnedFd[] {
-    const size = receiveControlSize(abi, maxFds, receiveBudget());
+    const b = abi.fdBudget;
+    const size = b.kind === "fixed" && maxFds <= b.fds ? this.#fixedControlSize : receiveControlSize(abi, maxFds, receiveBudget());
     this.#ensureRecvControl(size);
     const ctl = this.#recvCtl;
-    ctl.fill(0, 0, size);
+    // The buffer is all zeros before every recvmsg: the kernel writes only the first msg_controllen
+    // bytes, so re-zeroing what the previous receive reported keeps the whole buffer zero.
+    if (this.#recvCtlDirty > 0) {
+      ctl.fill(0, 0, this.#recvCtlDirty);
+      this.#recvCtlDirty = 0;
+    }
     const iov = this.#recvIov;
     iov.ensure(buffers.length);
     for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
@@ -251,7 +294,9 @@ class Engine {
       if (e !== EINTR) throw new SystemError("recvmsg", e);
     }
     keepAlive(buffers, ctl);
-    const controllen = readUnsigned(h.view, 0, M.controllen);
+    const controllen = Math.min(readUnsigned(h.view, 0, M.controllen), size);
+    h.invalidateControllen();
+    this.#recvCtlDirty = controllen;
     const msgFlags = h.view.getInt32(M.flags.offset, true);
     const last = this.last;
     last.bytesRead = n;
@@ -320,7 +365,10 @@ class Engine {
     this.last.bytesRead = n;
     this.last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
     this.last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
-    return Math.min(readUnsigned(h.view, 0, M.controllen), control.byteLength);
+    const written = Math.min(readUnsigned(h.view, 0, M.controllen), control.byteLength);
+    h.invalidateControllen();
+    this.#recvIov.release();
+    return written;
   }
 }
 

@@ -6,6 +6,10 @@
  * owns it. After either, `fd` throws ERR_UA_CLOSED, so a stale number is never used by mistake. A
  * FinalizationRegistry closes fds whose OwnedFd was dropped unclosed — a safety net only (it never
  * runs at process exit and the GC cannot see fd pressure); it warns when UNIX_ANCILLARY_DEBUG is set.
+ *
+ * Registration is deferred to a microtask (or to every 1024 new objects): an OwnedFd closed in the same
+ * synchronous run — the receive-use-close hot path — never pays for the registry (≈80–120 ns per fd).
+ * Until then the pending list holds the object strongly, so nothing can be collected unregistered.
  */
 import { closeFd, dupCloexec, isOpen } from "./sys.ts";
 import { closedError, invalidArgType } from "./errors.ts";
@@ -35,6 +39,14 @@ function checkFdNumber(n: unknown, name: string): number {
   return n;
 }
 
+/** fdOf(list[i]) with the argument name built only when it throws (hot path: no string per fd). */
+export function fdAt(list: readonly FdLike[], i: number, listName: string): number {
+  const x = list[i];
+  if (typeof x === "number" && x >= 0 && x <= INT32_MAX && (x | 0) === x) return x;
+  if (x instanceof OwnedFd) return x.fd;
+  return fdOf(x as FdLike, `${listName}[${i}]`);
+}
+
 /** The fd number an FdLike lends right now. Throws if it is a closed OwnedFd or not an fd at all. */
 export function fdOf(x: FdLike, name = "fd"): number {
   if (typeof x === "number") return checkFdNumber(x, name);
@@ -43,14 +55,38 @@ export function fdOf(x: FdLike, name = "fd"): number {
   throw invalidArgType(name, "an integer fd, an OwnedFd or an object with a numeric fd property", describe(x));
 }
 
+const pending: OwnedFd[] = [];
+let flushQueued = false;
+const PENDING_LIMIT = 1024;
+
+function flushPending(): void {
+  flushQueued = false;
+  for (let i = 0; i < pending.length; i++) pending[i]!._enroll();
+  pending.length = 0;
+}
+
 export class OwnedFd implements Disposable {
   #fd: number;
+  #enrolled = false;
 
   /** @internal Use OwnedFd.from(n) to take ownership of a number. */
   constructor(fd: number, token: typeof INTERNAL) {
     if (token !== INTERNAL) throw new TypeError("Illegal constructor: use OwnedFd.from(fd)");
     this.#fd = fd;
-    leakNet.register(this, fd, this);
+    pending.push(this);
+    if (pending.length >= PENDING_LIMIT) flushPending();
+    else if (!flushQueued) {
+      flushQueued = true;
+      queueMicrotask(flushPending);
+    }
+  }
+
+  /** @internal Puts a still-open fd under the leak net. */
+  _enroll(): void {
+    if (this.#fd >= 0 && !this.#enrolled) {
+      this.#enrolled = true;
+      leakNet.register(this, this.#fd, this);
+    }
   }
 
   /** Takes ownership of an open fd number: from now on this object closes it. */
@@ -74,7 +110,7 @@ export class OwnedFd implements Disposable {
     const fd = this.#fd;
     if (fd < 0) return;
     this.#fd = -1;
-    leakNet.unregister(this);
+    if (this.#enrolled) leakNet.unregister(this);
     closeFd(fd);
   }
 
@@ -82,7 +118,7 @@ export class OwnedFd implements Disposable {
   release(): number {
     const fd = this.fd;
     this.#fd = -1;
-    leakNet.unregister(this);
+    if (this.#enrolled) leakNet.unregister(this);
     return fd;
   }
 

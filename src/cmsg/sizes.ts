@@ -4,7 +4,7 @@
  * Number.MAX_SAFE_INTEGER, the JS counterpart of the crate's checked usize arithmetic.
  */
 import type { Abi } from "../platform/abi.ts";
-import { UnixAncillaryError } from "../errors.ts";
+import { invalidArgType, outOfRange, UnixAncillaryError } from "../errors.ts";
 
 /** Bytes an fd occupies in an SCM_RIGHTS payload (a native-endian 32-bit int). */
 export const FD_SIZE = 4;
@@ -24,9 +24,8 @@ export function cmsgSpace(abi: Abi, payload: number): number {
 }
 
 function assertCount(n: unknown, what: string): asserts n is number {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) {
-    throw new TypeError(`${what} must be a non-negative integer, got ${describe(n)}`);
-  }
+  if (typeof n !== "number" || !Number.isInteger(n)) throw invalidArgType(what, "an integer", describe(n));
+  if (n < 0) throw outOfRange(what, ">= 0", String(n));
 }
 
 export function describe(v: unknown): string {
