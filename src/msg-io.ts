@@ -88,6 +88,7 @@ class IovecArray {
   // The address of a given typed array never changes in Bun (bun-facts Q1); a detached or resized
   // buffer changes byteLength/byteOffset and misses the cache.
   #lastBuf: Uint8Array | null = null;
+  #lastArrayBuffer: ArrayBufferLike | null = null;
   #lastOffset = -1;
   #lastLength = -1;
 
@@ -97,6 +98,10 @@ class IovecArray {
     const len = end - start;
     if (i === 0 && start === 0) {
       if (buf === this.#lastBuf && buf.byteOffset === this.#lastOffset && len === this.#lastLength) return;
+      // Materialise the ArrayBuffer before taking the address: JSC moves a small typed array's storage
+      // when its .buffer is first created, which would strand a remembered pointer. Afterwards the
+      // storage stays put for the life of the buffer.
+      this.#lastArrayBuffer = len > 0 ? buf.buffer : null;
       this.#lastBuf = len > 0 ? buf : null;
       this.#lastOffset = buf.byteOffset;
       this.#lastLength = len;
@@ -110,6 +115,7 @@ class IovecArray {
   /** Drops the remembered buffer (so a caller's buffer is not kept alive by the engine). */
   release(): void {
     this.#lastBuf = null;
+    this.#lastArrayBuffer = null;
     this.#lastLength = -1;
   }
 }

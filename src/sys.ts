@@ -14,14 +14,20 @@ import { SystemError } from "./errors.ts";
 const EINTR = abi.errno.EINTR;
 
 // Scratch buffers for small out-parameters. Module-level, so they stay reachable while libc writes them.
-const int2 = new Int32Array(2);
+// Over an explicit ArrayBuffer: a small typed array without one can have its storage moved by JSC once
+// the JIT tiers up, leaving int2Ptr/lenPtr pointing at freed memory (measured: sys.socketpair returned
+// stale numbers after ~1000 calls; reactor engineer).
+const int2 = new Int32Array(new ArrayBuffer(8));
 const int2Ptr = ptr(int2);
-const lenBuf = new Uint32Array(1);
+const lenBuf = new Uint32Array(new ArrayBuffer(4));
 const lenPtr = ptr(lenBuf);
+// Touch `.buffer` (DataView) BEFORE ptr(): materialising the ArrayBuffer of a small JSC typed array
+// moves its storage, which would leave an earlier ptr() pointing at the old memory.
 const addrBuf = new Uint8Array(256);
-const addrPtr = ptr(addrBuf);
 const addrView = new DataView(addrBuf.buffer);
+const addrPtr = ptr(addrBuf);
 const rlimitBuf = new Uint8Array(abi.rlimit.size);
+const rlimitView = new DataView(rlimitBuf.buffer);
 const rlimitPtr = ptr(rlimitBuf);
 
 export function fail(syscall: string, path?: string): never {
@@ -215,7 +221,7 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
 /** getsockopt into a caller buffer; returns the length the kernel wrote. */
 export function getsockoptBytes(fd: number, level: number, name: number, out: Uint8Array): number {
   lenBuf[0] = out.byteLength;
-  retry("getsockopt", () => libc.getsockopt(fd, level, name, ptr(out), lenPtr));
+  retry("getsockopt", () => libc.getsockopt(fd, level, name, out, lenPtr)); // the view itself: kept alive as an argument
   return lenBuf[0]!;
 }
 
@@ -282,7 +288,7 @@ export function shutdown(fd: number, how: number): void {
 }
 
 export function unlinkPath(path: string): boolean {
-  const r = libc.unlink(ptr(encoder.encode(path + "\0")));
+  const r = libc.unlink(encoder.encode(path + "\0"));
   if (r === 0) return true;
   const e = errno();
   if (e === abi.errno.ENOENT) return false;
@@ -291,7 +297,7 @@ export function unlinkPath(path: string): boolean {
 
 export function chmodPath(path: string, mode: number): void {
   const bytes = encoder.encode(path + "\0");
-  retry("chmod", () => libc.chmod(ptr(bytes), mode), path);
+  retry("chmod", () => libc.chmod(bytes, mode), path);
 }
 
 const pollBuf = new Uint8Array(abi.pollfd.size);
@@ -326,8 +332,7 @@ export function getgid(): number {
 /** RLIMIT_NOFILE soft limit, or null when unlimited/unrepresentable/unavailable. */
 export function nofileSoftLimit(): number | null {
   if (libc.getrlimit(K.RLIMIT_NOFILE, rlimitPtr) !== 0) return null;
-  const dv = new DataView(rlimitBuf.buffer);
-  const cur = dv.getBigUint64(abi.rlimit.cur.offset, true);
+  const cur = rlimitView.getBigUint64(abi.rlimit.cur.offset, true);
   if (cur >= abi.rlimit.infinity || cur > BigInt(Number.MAX_SAFE_INTEGER)) return null;
   return Number(cur);
 }

@@ -1,0 +1,173 @@
+/**
+ * darwin/FreeBSD readiness backend for the reactor: one kqueue, the mirror of backend-epoll.ts.
+ *
+ * - Each interest is its own knote (EVFILT_READ / EVFILT_WRITE on ident = fd), added with
+ *   EV_ADD | EV_ONESHOT, so a report deletes the knote until the main thread re-adds it (only while
+ *   someone still waits). udata carries the reactor's token (a registration id, never the fd number).
+ * - Wake-up is an EVFILT_USER knote (ident 0, EV_CLEAR) triggered with NOTE_TRIGGER: no extra fd.
+ * - kevent(2) with a changelist and an empty eventlist is thread-safe against the Worker's blocking
+ *   kevent() on the same kqueue, like epoll_ctl against epoll_wait.
+ *
+ * struct kevent is 32 bytes on darwin and 64 on FreeBSD >= 12 (ext[4]); offsets come from `abi.kevent`.
+ * Not runnable on the Linux CI host: the struct encoding is unit-tested against the darwin/freebsd
+ * tables (test/reactor.test.ts).
+ */
+import { ptr } from "bun:ffi";
+import type { Abi } from "../platform/abi.ts";
+import { abi, K } from "../platform/index.ts";
+import { errno, libc } from "../platform/libc.ts";
+import { SystemError } from "../errors.ts";
+import { setCloexec } from "../sys.ts";
+import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend, type Poller } from "./backend-epoll.ts";
+
+export type KeventLayout = NonNullable<Abi["kevent"]>;
+
+export interface Kevent {
+  ident: number;
+  filter: number;
+  flags: number;
+  fflags: number;
+  data: number;
+  udata: number;
+}
+
+const TWO32 = 0x1_0000_0000;
+
+function setU64(view: DataView, at: number, v: number): void {
+  view.setUint32(at, v % TWO32, true);
+  view.setUint32(at + 4, Math.floor(v / TWO32), true);
+}
+
+/** Writes one struct kevent at `base` (zeroing the rest, e.g. FreeBSD's ext[4]). Exported for tests. */
+export function encodeKevent(l: KeventLayout, view: DataView, base: number, ev: Kevent): void {
+  for (let i = 0; i < l.size; i++) view.setUint8(base + i, 0);
+  setU64(view, base + l.ident.offset, ev.ident);
+  view.setInt16(base + l.filter.offset, ev.filter, true);
+  view.setUint16(base + l.flags.offset, ev.flags, true);
+  view.setUint32(base + l.fflags.offset, ev.fflags >>> 0, true);
+  view.setBigInt64(base + l.data.offset, BigInt(ev.data), true);
+  setU64(view, base + l.udata.offset, ev.udata);
+}
+
+/** Reads one struct kevent at `base`. */
+export function decodeKevent(l: KeventLayout, view: DataView, base: number): Kevent {
+  return {
+    ident: view.getUint32(base + l.ident.offset, true) + view.getUint32(base + l.ident.offset + 4, true) * TWO32,
+    filter: view.getInt16(base + l.filter.offset, true),
+    flags: view.getUint16(base + l.flags.offset, true),
+    fflags: view.getUint32(base + l.fflags.offset, true),
+    data: Number(view.getBigInt64(base + l.data.offset, true)),
+    udata: view.getUint32(base + l.udata.offset, true) + view.getUint32(base + l.udata.offset + 4, true) * TWO32,
+  };
+}
+
+/** Readiness mask for one received kevent (EV_ERROR and EV_EOF on a write filter count as failure). */
+export function maskForKevent(ev: Kevent, k: Abi["constants"] = K): number {
+  if (ev.flags & k.EV_ERROR) return READABLE | WRITABLE | FAILED;
+  // EV_EOF on a read filter is still "readable" (recv returns 0 or the pending error).
+  if (ev.filter === k.EVFILT_READ) return READABLE;
+  if (ev.filter === k.EVFILT_WRITE) return ev.flags & k.EV_EOF ? WRITABLE | FAILED : WRITABLE;
+  return 0;
+}
+
+function keventLayout(): KeventLayout {
+  const l = abi.kevent;
+  if (!l) throw new Error(`unix-ancillary: no struct kevent layout for ${abi.name}`);
+  return l;
+}
+
+/** kevent() with a changelist only; returns 0 or errno (EINTR retried). */
+function submit(kq: number, p: number, n: number): number {
+  for (;;) {
+    const r = libc.kevent!(kq, p as never, n, null, 0, null);
+    if (r >= 0) return 0;
+    const e = errno();
+    if (e !== abi.errno.EINTR) return e;
+  }
+}
+
+export function createKqueueBackend(): Backend {
+  const l = keventLayout();
+  const kq = libc.kqueue!();
+  if (kq < 0) throw new SystemError("kqueue", errno());
+  try {
+    setCloexec(kq);
+  } catch (e) {
+    libc.close(kq);
+    throw e;
+  }
+  const buf = new Uint8Array(l.size * 2);
+  const view = new DataView(buf.buffer);
+  const p = ptr(buf);
+  const ev = (ident: number, filter: number, flags: number, fflags: number, udata: number): Kevent => ({ ident, filter, flags, fflags, data: 0, udata });
+
+  encodeKevent(l, view, 0, ev(0, K.EVFILT_USER, K.EV_ADD | K.EV_CLEAR, 0, WAKE_TOKEN));
+  const e0 = submit(kq, p, 1);
+  if (e0 !== 0) {
+    libc.close(kq);
+    throw new SystemError("kevent", e0);
+  }
+
+  let closed = false;
+  return {
+    name: "kqueue",
+    pollFd: kq,
+    wakeFd: -1,
+    arm(fd, token, mask) {
+      // EV_ADD on an existing knote updates it, so there is no ADD/MOD distinction here. A filter not
+      // in `mask` may stay armed from before; its one stray report is ignored by the reactor.
+      let n = 0;
+      if (mask & READABLE) encodeKevent(l, view, l.size * n++, ev(fd, K.EVFILT_READ, K.EV_ADD | K.EV_ONESHOT, 0, token));
+      if (mask & WRITABLE) encodeKevent(l, view, l.size * n++, ev(fd, K.EVFILT_WRITE, K.EV_ADD | K.EV_ONESHOT, 0, token));
+      const e = submit(kq, p, n);
+      if (e !== 0) throw new SystemError("kevent", e);
+    },
+    remove(fd) {
+      for (const filter of [K.EVFILT_READ, K.EVFILT_WRITE]) {
+        encodeKevent(l, view, 0, ev(fd, filter, K.EV_DELETE, 0, 0));
+        const e = submit(kq, p, 1);
+        if (e !== 0 && e !== abi.errno.ENOENT && e !== abi.errno.EBADF) throw new SystemError("kevent", e);
+      }
+    },
+    wake() {
+      if (closed) return;
+      encodeKevent(l, view, 0, ev(0, K.EVFILT_USER, 0, K.NOTE_TRIGGER, WAKE_TOKEN));
+      submit(kq, p, 1);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      libc.close(kq);
+    },
+  };
+}
+
+/** Worker side: blocks in kevent() with a null timeout. */
+export function createKqueuePoller(kq: number, maxEvents = 256): Poller {
+  const l = keventLayout();
+  const buf = new Uint8Array(l.size * maxEvents);
+  const view = new DataView(buf.buffer);
+  const p = ptr(buf);
+  return {
+    wait(out) {
+      let n: number;
+      for (;;) {
+        n = libc.kevent!(kq, null, 0, p as never, maxEvents, null);
+        if (n >= 0) break;
+        const e = errno();
+        if (e !== abi.errno.EINTR) throw new SystemError("kevent", e);
+      }
+      let keepGoing = true;
+      for (let i = 0; i < n; i++) {
+        const ev = decodeKevent(l, view, i * l.size);
+        if (ev.filter === K.EVFILT_USER) {
+          keepGoing = false;
+          continue;
+        }
+        const m = maskForKevent(ev);
+        if (m !== 0) out.push(ev.udata, m);
+      }
+      return keepGoing;
+    },
+  };
+}
