@@ -319,6 +319,13 @@ export function cmsgSendmsg(sock: SocketLike, buffers: readonly Payload[], ancil
   const fd = fdOf(sock, "sock");
   const list = toPayloadList(buffers);
   const length = ancillary._checkSendable();
+  if (abi.maxSendControlBytes !== null && length > abi.maxSendControlBytes) {
+    // musl's sendmsg would fail with a bare ENOMEM; say what is wrong instead.
+    throw new UnixAncillaryError(
+      "ERR_UA_TOO_MANY_FDS",
+      `${length} bytes of control data exceed what ${abi.libc} libc's sendmsg accepts (${abi.maxSendControlBytes}, i.e. ${abi.maxFdsPerSend} fds); split the fds across several messages`,
+    );
+  }
   return engine.sendControl(fd, list, length > 0 ? ancillary.buffer : null, length, 0);
 }
 
