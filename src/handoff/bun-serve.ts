@@ -1,0 +1,251 @@
+/**
+ * adoptBunServe: serve a received listening socket with Bun.serve itself (Linux).
+ *
+ * Bun.serve({ fd }) silently ignores the fd and binds :3000 on Bun 1.4.5, so it is refused. Instead:
+ *   1. start Bun.serve on an ephemeral 127.0.0.1 port with the caller's handlers (+ a probe route),
+ *   2. find its listening fd K by probing (SO_ACCEPTCONN + getsockname = that port),
+ *   3. find K's registration in Bun's epoll set (/proc/self/fdinfo),
+ *   4. dup3(received, K) and re-add K with the same events/data (epoll.ts),
+ *   5. self-check: real HTTP requests to the received address must reach *this* server (a random
+ *      token in a probe header; the old process shares the accept queue, so several tries are made).
+ * If any step fails, it falls back loudly (console.warn + `fallback: true`) to node:http on the
+ * received socket (net.Server + 'connection'), driving the same fetch handler — or throws, with
+ * `fallback: "throw"` or when the options use features the fallback cannot serve (routes, websocket).
+ *
+ * Bun.serve's own `port`/`url` keep reporting the ephemeral port: use the result's `address`/`url`.
+ */
+import * as http from "node:http";
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { abi } from "../platform/index.ts";
+import * as sys from "../sys.ts";
+import { ADOPTED, adoptedRegistry, drainBunServer, socketInode, type AdoptedHandle } from "./sources.ts";
+import { findListenerByPort, describeSocket, type ListenerInfo } from "./sockinfo.ts";
+import { epollSupported, findEpollRegistrations, replaceRegisteredFd } from "./epoll.ts";
+import { adoptError, adoptNodeHttp, connectHost, inputFd, refuseOptions, type ListenerInput } from "./adopt.ts";
+
+export const PROBE_HEADER = "x-unix-ancillary-handoff-probe";
+const PROBE_PATH = "/.well-known/unix-ancillary-handoff-probe";
+
+export interface AdoptBunServeOptions {
+  /** Self-check budget (default { timeoutMs: 5000, attempts: 64 }); false skips it (not recommended). */
+  selfCheck?: false | { timeoutMs?: number; attempts?: number };
+  /** What to do when Bun.serve cannot adopt: "node-http" (default; warns) or "throw". */
+  fallback?: "node-http" | "throw";
+  /** Where the fallback warning goes (default console.warn). */
+  warn?: (message: string) => void;
+}
+
+export interface AdoptedBunServe {
+  readonly [ADOPTED]: AdoptedHandle;
+  /** "bun-serve": Bun.serve serves the received socket. "node-http": the fallback. */
+  readonly kind: "bun-serve" | "node-http";
+  readonly fallback: boolean;
+  /** Why the fallback was taken. */
+  readonly fallbackReason: string | null;
+  /** The Bun.serve server (kind "bun-serve"); its port/url are the ephemeral ones, not the real address. */
+  readonly server: Bun.Server<unknown> | null;
+  /** The node:http server (kind "node-http"). */
+  readonly http: http.Server | null;
+  /** The real listening address (the received socket's). */
+  readonly address: ListenerInfo;
+  readonly url: string;
+  /** Stop accepting, finish in-flight requests within graceMs (default 10 s), close idle keep-alive connections, force the rest. */
+  drain(graceMs?: number): Promise<{ forced: boolean }>;
+  stop(force?: boolean): Promise<void>;
+}
+
+type FetchHandler = (this: Bun.Server<unknown>, req: Request, server: Bun.Server<unknown>) => Response | Promise<Response>;
+
+const REFUSED = ["fd", "port", "hostname", "unix", "reusePort", "ipv6Only"] as const;
+
+function urlOf(info: ListenerInfo): string {
+  if (info.family === "unix") return `http://localhost/ (unix:${info.address})`;
+  return `http://${info.family === "ipv6" ? `[${info.address}]` : info.address}:${info.port}/`;
+}
+
+/** Adopts a received listener with Bun.serve (see the module comment). */
+export async function adoptBunServe(input: ListenerInput, serveOptions: Record<string, any> & { fetch?: FetchHandler }, opts: AdoptBunServeOptions = {}): Promise<AdoptedBunServe> {
+  refuseOptions("adoptBunServe", serveOptions, REFUSED, "the address comes from the received socket (Bun.serve({ fd }) would silently bind :3000 instead)");
+  if (serveOptions?.tls !== undefined) {
+    throw adoptError("adoptBunServe: tls is not supported on adopted sockets yet (terminate TLS in front, or use adoptNodeHttp with an https-capable setup)");
+  }
+  const { owned, info } = inputFd(input, "adoptBunServe");
+  if (info.family === "unix" && info.address.startsWith("\0")) throw adoptError("adoptBunServe: abstract Unix sockets are not supported");
+  const warn = opts.warn ?? ((m: string) => console.warn(m));
+  const userFetch = serveOptions.fetch;
+  const canFallBack = typeof userFetch === "function" && serveOptions.routes === undefined && serveOptions.websocket === undefined;
+
+  const fallBack = async (reason: string): Promise<AdoptedBunServe> => {
+    if (opts.fallback === "throw") throw adoptError(`adoptBunServe: Bun.serve could not adopt ${urlOf(info)}: ${reason}`);
+    if (!canFallBack) {
+      throw adoptError(`adoptBunServe: Bun.serve could not adopt ${urlOf(info)} (${reason}), and the node:http fallback cannot serve ${serveOptions.routes !== undefined ? "routes" : serveOptions.websocket !== undefined ? "websockets" : "without a fetch handler"}`);
+    }
+    warn(`unix-ancillary/handoff: WARNING: Bun.serve could not adopt ${urlOf(info)} (${reason}); serving it with node:http instead (about 0.4-0.5x Bun.serve throughput).`);
+    const a = await adoptNodeHttp(owned, nodeBridge(userFetch!, serveOptions.error));
+    return {
+      [ADOPTED]: a[ADOPTED],
+      kind: "node-http",
+      fallback: true,
+      fallbackReason: reason,
+      server: null,
+      http: a.http,
+      address: info,
+      url: a.url,
+      drain: (g = 10_000) => a.drain(g),
+      stop: async (force) => void (await a.drain(force ? 0 : 10_000)),
+    };
+  };
+
+  if (!epollSupported()) return fallBack(`epoll re-registration is Linux-only (this is ${abi.os})`);
+
+  const token = randomBytes(16).toString("hex");
+  const probe = () => new Response(null, { status: 204, headers: { [PROBE_HEADER]: token } });
+  const options: Record<string, any> = { ...serveOptions, port: 0, hostname: "127.0.0.1" };
+  if (typeof userFetch === "function") {
+    options.fetch = function (this: Bun.Server<unknown>, req: Request, server: Bun.Server<unknown>) {
+      if (req.headers.get(PROBE_HEADER) === token) return probe();
+      return userFetch.call(this, req, server);
+    };
+  }
+  options.routes = { ...(serveOptions.routes ?? {}), [`${PROBE_PATH}/${token}`]: (req: Request) => (req.headers.get(PROBE_HEADER) === token ? probe() : new Response("not found", { status: 404 })) };
+
+  let server: Bun.Server<unknown>;
+  try {
+    server = Bun.serve(options as never);
+  } catch (e) {
+    return fallBack(`Bun.serve failed to start: ${(e as Error).message}`);
+  }
+  const matches = findListenerByPort(server.port!, "127.0.0.1").filter((l) => l.address === "127.0.0.1");
+  if (matches.length !== 1) {
+    await server.stop(true);
+    return fallBack(`found ${matches.length} listening fds for Bun.serve's ephemeral port ${server.port}`);
+  }
+  const K = matches[0]!.fd;
+  const regs = findEpollRegistrations(K);
+  if (regs.length !== 1) {
+    await server.stop(true);
+    return fallBack(`found ${regs.length} epoll registrations of Bun.serve's listening fd ${K} in /proc/self/fdinfo`);
+  }
+  const reg = regs[0]!;
+  try {
+    sys.setNonblocking(owned.fd, true);
+    replaceRegisteredFd(owned.fd, K, reg);
+  } catch (e) {
+    // K may now be the received socket without a registration: stopping the server closes K (a dup), not ours.
+    await server.stop(true);
+    return fallBack(`dup3/epoll_ctl failed: ${(e as Error).message}`);
+  }
+  const inode = socketInode(owned.fd);
+  const after = findEpollRegistrations(K);
+  const structural = inode !== null && socketInode(K) === inode && after.length === 1 && after[0]!.data === reg.data && after[0]!.events === reg.events;
+  if (!structural) {
+    await server.stop(true);
+    return fallBack("the epoll re-registration did not hold");
+  }
+
+  if (opts.selfCheck !== false) {
+    const sc = opts.selfCheck ?? {};
+    const ok = await selfCheck(info, token, sc.timeoutMs ?? 5000, sc.attempts ?? 64);
+    if (!ok.ok) {
+      await server.stop(true);
+      return fallBack(`self-check failed: ${ok.reason}`);
+    }
+  }
+
+  owned.close(); // Bun's K holds the socket now; server.stop() releases it
+  const fdNow = (): number => {
+    const d = describeSocket(K);
+    if (!d || socketInode(K) !== inode) throw adoptError("the adopted Bun.serve socket is gone (server stopped?)");
+    return K;
+  };
+  const handle: AdoptedHandle = { fd: fdNow, info, drain: (g) => drainBunServer(server as never, g) };
+  adoptedRegistry.set(server, handle);
+  return {
+    [ADOPTED]: handle,
+    kind: "bun-serve",
+    fallback: false,
+    fallbackReason: null,
+    server,
+    http: null,
+    address: info,
+    url: info.family === "unix" ? `http://localhost/` : `http://${info.family === "ipv6" ? `[${info.address}]` : info.address}:${info.port}/`,
+    drain: (g = 10_000) => drainBunServer(server as never, g),
+    stop: async (force) => {
+      await server.stop(force);
+    },
+  };
+}
+
+/** Sends probe requests (fresh connection each) until one reaches this process's handler. */
+async function selfCheck(info: ListenerInfo, token: string, timeoutMs: number, attempts: number): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const deadline = performance.now() + timeoutMs;
+  const host = connectHost(info);
+  const base = info.family === "unix" ? "http://localhost" : `http://${info.family === "ipv6" ? `[${host}]` : host}:${info.port}`;
+  let last = "no attempt";
+  for (let i = 0; i < attempts && performance.now() < deadline; i++) {
+    const ctl = new AbortController();
+    const t = setTimeout(() => ctl.abort(), Math.max(1, Math.min(2000, deadline - performance.now())));
+    try {
+      const res = await fetch(`${base}${PROBE_PATH}/${token}`, {
+        headers: { [PROBE_HEADER]: token, connection: "close" },
+        keepalive: false,
+        signal: ctl.signal,
+        ...(info.family === "unix" ? { unix: info.address } : {}),
+      } as RequestInit);
+      await res.arrayBuffer().catch(() => {});
+      if (res.headers.get(PROBE_HEADER) === token) return { ok: true };
+      last = `answered by another server (status ${res.status})`;
+    } catch (e) {
+      last = (e as Error).message;
+    } finally {
+      clearTimeout(t);
+    }
+  }
+  return { ok: false, reason: `${attempts} probes within ${timeoutMs} ms never reached this server (last: ${last})` };
+}
+
+/** node:http request listener driving a fetch-style handler (for the fallback). */
+export function nodeBridge(fetchHandler: FetchHandler, errorHandler?: (e: Error) => Response | Promise<Response>): http.RequestListener {
+  const pseudoServer = {} as Bun.Server<unknown>;
+  return async (req, res) => {
+    try {
+      const host = req.headers.host ?? "localhost";
+      const url = `http://${host}${req.url ?? "/"}`;
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (v === undefined) continue;
+        if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+        else headers.set(k, v);
+      }
+      const hasBody = req.method !== "GET" && req.method !== "HEAD";
+      const request = new Request(url, {
+        method: req.method,
+        headers,
+        body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream) : undefined,
+        duplex: hasBody ? "half" : undefined,
+      } as RequestInit);
+      let response: Response;
+      try {
+        response = await fetchHandler.call(pseudoServer, request, pseudoServer);
+      } catch (e) {
+        if (!errorHandler) throw e;
+        response = await errorHandler(e as Error);
+      }
+      const outHeaders: Record<string, string | string[]> = {};
+      response.headers.forEach((v, k) => {
+        if (k === "set-cookie") return;
+        outHeaders[k] = v;
+      });
+      const cookies = response.headers.getSetCookie?.() ?? [];
+      if (cookies.length) outHeaders["set-cookie"] = cookies;
+      const body = req.method === "HEAD" ? null : new Uint8Array(await response.arrayBuffer());
+      if (body && outHeaders["content-length"] === undefined) outHeaders["content-length"] = String(body.byteLength);
+      res.writeHead(response.status, response.statusText, outHeaders);
+      res.end(body ?? undefined);
+    } catch (e) {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end("Internal Server Error");
+    }
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * A framed, non-blocking handoff channel over one connected SOCK_SEQPACKET socket.
+ *
+ * Ownership: the channel owns its socket. `recv` returns the frame and the fds that came with it as
+ * OwnedFds; on every error path (bad frame, wrong count, truncation, timeout) every fd of that
+ * message is closed before the error propagates.
+ */
+import { UnixSeqpacket } from "../socket.ts";
+import { OwnedFd, closeAll, type FdLike } from "../owned-fd.ts";
+import { pollOne, setNonblocking } from "../sys.ts";
+import { K } from "../platform/index.ts";
+import { UnixAncillaryError, SystemError } from "../errors.ts";
+import { decodeFrame, encodeFrame, FrameType, MAX_FDS, MAX_FRAME, protocolError, TYPE_NAMES, type Frame } from "./protocol.ts";
+import { forgetFd, waitReadable } from "./wait.ts";
+
+export interface ReceivedFrame extends Frame {
+  fds: OwnedFd[];
+}
+
+export class PeerClosedError extends UnixAncillaryError {
+  constructor(detail: string) {
+    super("ERR_UA_PROTOCOL", `handoff protocol: the peer closed the connection ${detail}`);
+  }
+}
+
+export class Channel implements Disposable {
+  readonly sock: UnixSeqpacket;
+
+  constructor(sock: UnixSeqpacket) {
+    this.sock = sock;
+    setNonblocking(sock.fd, true);
+  }
+
+  get closed(): boolean {
+    return this.sock.closed;
+  }
+
+  send(type: FrameType, payload: object, fds: readonly FdLike[] = []): void {
+    if (fds.length > MAX_FDS) throw protocolError(`${fds.length} fds in one frame; the limit is ${MAX_FDS}`);
+    const frame = encodeFrame(type, payload, fds.length);
+    try {
+      this.sock.sendFdsSync(frame, fds);
+    } catch (e) {
+      if (e instanceof SystemError && (e.code === "EPIPE" || e.code === "ECONNRESET" || e.code === "ENOTCONN")) {
+        throw new PeerClosedError(`before the ${TYPE_NAMES[type]} frame could be sent`);
+      }
+      throw e;
+    }
+  }
+
+  /** Best effort abort: never throws. */
+  sendAbort(code: string, message: string): void {
+    if (this.closed) return;
+    try {
+      this.send(FrameType.Abort, { code, message: message.slice(0, 4096) });
+    } catch {
+      // the peer is gone
+    }
+  }
+
+  /** Waits for one frame until `deadline` (performance.now() ms). */
+  async recv(deadline: number, what: string, signal?: AbortSignal): Promise<ReceivedFrame> {
+    for (;;) {
+      await waitReadable(this.sock.fd, { deadline, what, signal });
+      let got;
+      try {
+        got = this.sock.recvFdsSync(MAX_FDS, { bufferSize: MAX_FRAME });
+      } catch (e) {
+        if (e instanceof SystemError && e.code === "EAGAIN") continue;
+        if (e instanceof SystemError && (e.code === "ECONNRESET" || e.code === "ENOTCONN")) throw new PeerClosedError(`while waiting for ${what}`);
+        if (e instanceof UnixAncillaryError && (e.code === "ERR_UA_DATAGRAM_TRUNCATED" || e.code === "ERR_UA_ANCILLARY_TRUNCATED")) {
+          throw protocolError(`frame exceeds the limits (${MAX_FRAME} bytes, ${MAX_FDS} fds); its fds were closed (${e.message})`);
+        }
+        throw e;
+      }
+      if (got.data.byteLength === 0 && got.fds.length === 0) throw new PeerClosedError(`while waiting for ${what}`);
+      try {
+        const frame = decodeFrame(got.data, got.fds.length);
+        return { ...frame, fds: got.fds };
+      } catch (e) {
+        closeAll(got.fds);
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * Closes the socket. Unread messages are read and their fds closed first: closing a Unix socket
+   * with unread data makes the peer's next receive fail with ECONNRESET *before* it can read what we
+   * sent last (our abort frame would be lost).
+   */
+  close(): void {
+    if (this.sock.closed) return;
+    for (let i = 0; i < 64; i++) {
+      try {
+        if (pollOne(this.sock.fd, K.POLLIN, 0) === 0) break;
+        const got = this.sock.recvFdsSync(MAX_FDS, { bufferSize: MAX_FRAME });
+        closeAll(got.fds);
+        if (got.data.byteLength === 0) break;
+      } catch {
+        break;
+      }
+    }
+    forgetFd(this.sock.fd);
+    this.sock.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

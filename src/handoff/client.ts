@@ -1,0 +1,221 @@
+/**
+ * The new side: ask the running process for its listeners, adopt them, then acknowledge.
+ *
+ *   await using ho = await requestHandoff({ path });          // or no options when spawned by spawnSuccessor
+ *   const app = await adoptBunServe(ho.take("http"), { fetch });
+ *   await warmUp();
+ *   const { confirmed } = await ho.ready();                   // the old side stops accepting after this
+ *
+ * Every fd received and not taken (take(), or an adopter) is closed by ready(), abort() or dispose.
+ */
+import { UnixSeqpacket } from "../socket.ts";
+import { OwnedFd, closeAll, adopt } from "../owned-fd.ts";
+import { peerCredentials } from "../credentials.ts";
+import { UnixAncillaryError, SystemError } from "../errors.ts";
+import * as sys from "../sys.ts";
+import { Channel, PeerClosedError } from "./channel.ts";
+import { FrameType, protocolError, type OfferedListener } from "./protocol.ts";
+import { describeSocket, type ListenerFamily, type ListenerType } from "./sockinfo.ts";
+import { checkPeer, type PeerPolicy } from "./policy.ts";
+
+/** Environment variable through which spawnSuccessor tells the child its control fd. */
+export const HANDOFF_FD_ENV = "UA_HANDOFF_FD";
+/** Environment variable naming a control socket path (optional convention). */
+export const HANDOFF_PATH_ENV = "UA_HANDOFF_PATH";
+
+export interface ReceivedListener {
+  name: string;
+  /** The listening socket, owned by whoever holds this object until an adopter takes it. */
+  fd: OwnedFd;
+  family: ListenerFamily;
+  address: string;
+  port: number;
+  type: ListenerType;
+}
+
+export interface RequestHandoffOptions {
+  /** Control socket path of the running process. */
+  path?: string;
+  /** An inherited, connected SOCK_SEQPACKET fd (default: $UA_HANDOFF_FD, which spawnSuccessor sets). */
+  fd?: number | OwnedFd;
+  /** Time to connect and receive the offer, and later for ready() to get the confirmation (default 30 000 ms each). */
+  timeoutMs?: number;
+  /** Who may hand us listeners (default "same-uid"). */
+  peerPolicy?: PeerPolicy;
+  /** Only ask for these names. */
+  want?: string[];
+  signal?: AbortSignal;
+}
+
+export interface ReadyResult {
+  /** true: the old side confirmed (done frame) and stops accepting. false: it vanished without a word (crash) — we are the only server now. */
+  confirmed: boolean;
+  oldPid: number;
+}
+
+/** Whether this process was started by spawnSuccessor (or otherwise given $UA_HANDOFF_FD). */
+export function isHandoffChild(): boolean {
+  return !!process.env[HANDOFF_FD_ENV];
+}
+
+function takeInheritedFd(): OwnedFd | null {
+  const v = process.env[HANDOFF_FD_ENV];
+  if (!v) return null;
+  delete process.env[HANDOFF_FD_ENV];
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `${HANDOFF_FD_ENV}=${JSON.stringify(v)} is not an fd number`);
+  if (!sys.isOpen(n)) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `${HANDOFF_FD_ENV}=${n} but fd ${n} is not open`);
+  sys.setCloexec(n);
+  return adopt(n);
+}
+
+export class Handoff implements AsyncDisposable, Disposable {
+  readonly #chan: Channel;
+  readonly #listeners: Map<string, ReceivedListener>;
+  readonly #taken = new Set<string>();
+  readonly #timeoutMs: number;
+  #done = false;
+  /** The old process's pid (SO_PEERCRED). */
+  readonly oldPid: number;
+  /** How long the old side waits for ready() from the moment it accepted us (ms), if it said so. */
+  readonly oldTimeoutMs: number | null;
+
+  /** @internal */
+  constructor(chan: Channel, listeners: Map<string, ReceivedListener>, oldPid: number, timeoutMs: number, oldTimeoutMs: number | null) {
+    this.#chan = chan;
+    this.#listeners = listeners;
+    this.oldPid = oldPid;
+    this.#timeoutMs = timeoutMs;
+    this.oldTimeoutMs = oldTimeoutMs;
+  }
+
+  /** Received listeners by name (fds still owned by this handoff until taken). */
+  get listeners(): ReadonlyMap<string, ReceivedListener> {
+    return this.#listeners;
+  }
+
+  /** Takes ownership of a received listener: from now on the caller (or the adopter it goes to) closes it. */
+  take(name: string): ReceivedListener {
+    const l = this.#listeners.get(name);
+    if (!l) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `handoff: no listener named "${name}" was offered (offered: ${[...this.#listeners.keys()].join(", ") || "none"})`);
+    if (this.#taken.has(name)) throw new UnixAncillaryError("ERR_UA_BUSY", `handoff: listener "${name}" was already taken`);
+    this.#taken.add(name);
+    return l;
+  }
+
+  #closeUnclaimed(): void {
+    for (const [name, l] of this.#listeners) if (!this.#taken.has(name)) l.fd.close();
+  }
+
+  /**
+   * Tells the old side we serve now; resolves once it confirmed (it then stops accepting and drains).
+   * Rejects if the old side aborted (e.g. its timeout expired): then it carries on, and this process
+   * must stop serving the adopted listeners. Closes every listener fd that was not taken.
+   */
+  async ready(): Promise<ReadyResult> {
+    if (this.#done) throw new UnixAncillaryError("ERR_UA_CLOSED", "handoff: ready() or abort() was already called");
+    this.#done = true;
+    this.#closeUnclaimed();
+    const deadline = performance.now() + this.#timeoutMs;
+    try {
+      try {
+        this.#chan.send(FrameType.Ready, { pid: process.pid, adopted: [...this.#taken] });
+      } catch (e) {
+        if (!(e instanceof PeerClosedError) && !(e instanceof SystemError)) throw e;
+        // The old side hung up: if it left an abort frame, report it; otherwise it crashed.
+      }
+      let reply;
+      try {
+        reply = await this.#chan.recv(deadline, "the old side's confirmation");
+      } catch (e) {
+        if (e instanceof PeerClosedError) return { confirmed: false, oldPid: this.oldPid };
+        throw e;
+      }
+      if (reply.type === FrameType.Abort) throw new UnixAncillaryError(abortCode(reply.payload.code), `handoff: the old side aborted: ${reply.payload.message}`);
+      if (reply.type !== FrameType.Done) throw protocolError(`expected done, got frame type ${reply.type}`);
+      return { confirmed: true, oldPid: this.oldPid };
+    } finally {
+      this.#chan.close();
+    }
+  }
+
+  /** Gives up: tells the old side (which carries on), closes the channel and every fd not taken. */
+  abort(reason = "the upgrader gave up"): void {
+    if (!this.#done) {
+      this.#done = true;
+      this.#chan.sendAbort("ERR_UA_ABORTED", reason);
+    }
+    this.#closeUnclaimed();
+    this.#chan.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.abort("the upgrader released the handoff without ready()");
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.abort("the upgrader released the handoff without ready()");
+  }
+}
+
+function abortCode(code: unknown): "ERR_UA_BUSY" | "ERR_UA_PEER_REJECTED" | "ERR_UA_TIMEOUT" | "ERR_UA_PROTOCOL" | "ERR_UA_ABORTED" {
+  switch (code) {
+    case "ERR_UA_BUSY":
+    case "ERR_UA_PEER_REJECTED":
+    case "ERR_UA_TIMEOUT":
+    case "ERR_UA_PROTOCOL":
+      return code;
+    default:
+      return "ERR_UA_ABORTED";
+  }
+}
+
+/**
+ * New side: connect to the old process (path, fd, or the inherited $UA_HANDOFF_FD), authenticate it,
+ * say hello and receive the offer. Each received fd is checked against its metadata.
+ */
+export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<Handoff> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const deadline = performance.now() + timeoutMs;
+  let sock: UnixSeqpacket;
+  if (opts.fd !== undefined) {
+    sock = UnixSeqpacket.fromFd(opts.fd instanceof OwnedFd ? opts.fd : adopt(opts.fd));
+  } else if (opts.path !== undefined) {
+    sock = UnixSeqpacket.connectSync(opts.path);
+  } else {
+    const inherited = takeInheritedFd();
+    if (inherited) sock = UnixSeqpacket.fromFd(inherited);
+    else if (process.env[HANDOFF_PATH_ENV]) sock = UnixSeqpacket.connectSync(process.env[HANDOFF_PATH_ENV]!);
+    else throw new UnixAncillaryError("ERR_UA_PROTOCOL", `requestHandoff: no channel (pass path or fd, or start this process with spawnSuccessor, which sets ${HANDOFF_FD_ENV})`);
+  }
+  const chan = new Channel(sock);
+  const received: OwnedFd[] = [];
+  try {
+    const cred = peerCredentials(sock);
+    checkPeer(opts.peerPolicy, cred, "old side");
+    chan.send(FrameType.Hello, opts.want ? { pid: process.pid, want: opts.want } : { pid: process.pid });
+    const offer = await chan.recv(deadline, "the offer", opts.signal);
+    received.push(...offer.fds);
+    if (offer.type === FrameType.Abort) throw new UnixAncillaryError(abortCode(offer.payload.code), `handoff refused by the old side: ${offer.payload.message}`);
+    if (offer.type !== FrameType.Offer) throw protocolError(`expected offer, got frame type ${offer.type}`);
+    const list = offer.payload.listeners as OfferedListener[];
+    const map = new Map<string, ReceivedListener>();
+    list.forEach((l, i) => {
+      const fd = offer.fds[i]!;
+      const actual = describeSocket(fd.fd);
+      if (!actual || actual.family !== l.family || actual.type !== l.type || actual.port !== l.port || actual.address !== l.address) {
+        throw protocolError(`listener "${l.name}": the fd received does not match its metadata (${JSON.stringify(actual)} vs ${JSON.stringify(l)})`);
+      }
+      sys.setCloexec(fd.fd);
+      map.set(l.name, { name: l.name, fd, family: l.family, address: l.address, port: l.port, type: l.type });
+    });
+    const oldTimeout = typeof offer.payload.timeoutMs === "number" ? (offer.payload.timeoutMs as number) : null;
+    return new Handoff(chan, map, cred.pid ?? (offer.payload.pid as number), timeoutMs, oldTimeout);
+  } catch (e) {
+    closeAll(received);
+    if (!(e instanceof UnixAncillaryError && e.message.startsWith("handoff refused"))) {
+      chan.sendAbort(e instanceof UnixAncillaryError ? e.code : "ERR_UA_PROTOCOL", (e as Error).message);
+    }
+    chan.close();
+    throw e;
+  }
+}

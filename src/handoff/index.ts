@@ -1,0 +1,44 @@
+/**
+ * unix-ancillary/handoff: zero-downtime socket handoff for Bun servers.
+ *
+ * Old process:
+ *   const ho = serveHandoff({ http: server }, { path });            // or ho.spawn([...argv]) tableflip-style
+ *   await ho.upgraded;                                               // successor adopted + said ready
+ *   await ho.drain({ graceMs: 10_000, hardMs: 30_000, exit: true });
+ *
+ * New process:
+ *   const h = await requestHandoff({ path });                       // or requestHandoff() when spawned
+ *   const app = await adoptBunServe(h.take("http"), { fetch });     // Bun.serve on the received socket
+ *   await h.ready();
+ *
+ * See the README section "Zero-downtime handoff" for the protocol, guarantees and limits.
+ */
+export { serveHandoff, HandoffServer, defaultControlPath, spawnSuccessor, type ServeHandoffOptions, type UpgradeResult, type UpgradePeer, type HandoffState, type DrainOptions } from "./server.ts";
+export { requestHandoff, Handoff, isHandoffChild, HANDOFF_FD_ENV, HANDOFF_PATH_ENV, type ReceivedListener, type RequestHandoffOptions, type ReadyResult } from "./client.ts";
+export { adoptBunListen, adoptNetServer, adoptNodeHttp, type AdoptedNodeHttp, type ListenerInput } from "./adopt.ts";
+export { adoptBunServe, nodeBridge, PROBE_HEADER, type AdoptBunServeOptions, type AdoptedBunServe } from "./bun-serve.ts";
+export { type SpawnOptions, type SpawnResult } from "./spawn.ts";
+export { type PeerPolicy } from "./policy.ts";
+export { type HandoffSource, drainBunServer } from "./sources.ts";
+export { describeSocket, listeningSockets, type ListenerInfo, type ListenerFamily, type ListenerType } from "./sockinfo.ts";
+export { PROTOCOL_VERSION, MAX_PAYLOAD, MAX_FDS, HEADER_SIZE, MAGIC, FrameType, encodeFrame, decodeFrame } from "./protocol.ts";
+export { runLoad, diffReport, LoadRun, type LoadOptions, type LoadReport } from "./loadgen.ts";
+export {
+  listenFds,
+  sdNotify,
+  sdNotifyReady,
+  sdNotifyReloading,
+  sdNotifyStopping,
+  sdNotifyMainPid,
+  sdNotifyFdStore,
+  sdNotifyFdStoreRemove,
+  sdNotifyWatchdog,
+  LISTEN_FDS_START,
+  type ListenFd,
+  type ListenFdsOptions,
+  type SdNotifyOptions,
+  type NotifyState,
+} from "../systemd.ts";
+
+import type { Subprocess } from "bun";
+export type { Subprocess };

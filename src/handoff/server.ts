@@ -1,0 +1,395 @@
+/**
+ * The old side: offer named listeners to one successor at a time.
+ *
+ *   const ho = serveHandoff({ http: server }, { path: "/run/myapp/handoff.sock" });
+ *   const up = await ho.upgraded;          // a successor adopted the sockets and said "ready"
+ *   await ho.drain({ graceMs: 10_000, hardMs: 30_000, exit: true });
+ *
+ * Guarantees: the old side keeps accepting until the successor's ready frame has arrived and the
+ * done frame went out; any failure before that (peer death at any step, timeout, bad frame, refusal)
+ * leaves the old side exactly as it was (no fd leaked, listeners untouched) and ready for the next
+ * attempt. One upgrade at a time: a second upgrader gets an abort frame (ERR_UA_BUSY).
+ */
+import { mkdirSync, renameSync, statSync, unlinkSync, lstatSync } from "node:fs";
+import { dirname, basename, join } from "node:path";
+import { UnixSeqpacket, UnixSeqpacketListener } from "../socket.ts";
+import { OwnedFd } from "../owned-fd.ts";
+import { peerCredentials, type PeerCredentials } from "../credentials.ts";
+import { UnixAncillaryError, SystemError } from "../errors.ts";
+import * as sys from "../sys.ts";
+import { Channel, PeerClosedError } from "./channel.ts";
+import { FrameType, MAX_FDS, protocolError, validName, type OfferedListener } from "./protocol.ts";
+import { drainSource, resolveSource, type HandoffSource } from "./sources.ts";
+import { forgetFd, waitReadable } from "./wait.ts";
+import { checkPeer, type PeerPolicy } from "./policy.ts";
+import { spawnWith, type SpawnOptions, type SpawnResult } from "./spawn.ts";
+
+export interface ServeHandoffOptions {
+  /** Control socket path. Its directory is created 0700 if missing and must not be group/other accessible; the socket is 0600. */
+  path?: string;
+  /** A connected SOCK_SEQPACKET channel instead of a path (e.g. an inherited socketpair end). One upgrade attempt only. */
+  socket?: UnixSeqpacket | OwnedFd;
+  /** Time from accepting an upgrader until its ready frame (default 30 000 ms). After it the old side carries on. */
+  timeoutMs?: number;
+  /** Who may take the listeners (default "same-uid": the peer's SO_PEERCRED uid equals our euid). */
+  peerPolicy?: PeerPolicy;
+  /** Called after the peer is authenticated and said hello; return false (or throw) to refuse. */
+  onUpgrade?: (peer: UpgradePeer) => boolean | void | Promise<boolean | void>;
+  /** Called for every failed or refused attempt (the old side carries on). */
+  onFailure?: (error: Error, peer: UpgradePeer | null) => void;
+  /** Accept-loop idle poll interval in ms when the reactor is not used (default 10). */
+  idlePollMs?: number;
+}
+
+export interface UpgradePeer {
+  pid: number | null;
+  uid: number;
+  gid: number;
+}
+
+export interface UpgradeResult {
+  /** The successor's pid (from SO_PEERCRED, else its hello). */
+  pid: number;
+  uid: number;
+  /** Names the successor says it adopted. */
+  adopted: string[];
+  /** Names offered. */
+  offered: string[];
+  /** Accept of the upgrader -> ready received, in ms. */
+  latencyMs: number;
+}
+
+export type HandoffState = "idle" | "upgrading" | "upgraded" | "closed";
+
+export interface DrainOptions {
+  /** Graceful limit per server: in-flight requests may finish, idle keep-alive connections are closed (default 10 000 ms). */
+  graceMs?: number;
+  /** Hard limit for the whole drain; at it the process exits if `exit` is set (default graceMs + 5 000). */
+  hardMs?: number;
+  /** Exit the process when drained (true = code 0, or a number). Default false. */
+  exit?: boolean | number;
+}
+
+function ensurePrivateDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `handoff control directory ${dir} is not a directory`);
+  if ((st.mode & 0o077) !== 0) {
+    throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `handoff control directory ${dir} has mode ${(st.mode & 0o777).toString(8)}; it must not be accessible to group/others (chmod 700)`);
+  }
+  if (st.uid !== sys.geteuid()) throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `handoff control directory ${dir} is owned by uid ${st.uid}, not by us (${sys.geteuid()})`);
+}
+
+/** A default control path: $XDG_RUNTIME_DIR (or /tmp/unix-ancillary-<uid>)/<name>.handoff.sock. */
+export function defaultControlPath(name = "app"): string {
+  const base = process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, "unix-ancillary") : `/tmp/unix-ancillary-${sys.geteuid()}`;
+  return join(base, `${name}.handoff.sock`);
+}
+
+export class HandoffServer implements Disposable {
+  readonly #sources: Map<string, HandoffSource>;
+  readonly #opts: ServeHandoffOptions;
+  readonly #timeoutMs: number;
+  #state: HandoffState = "idle";
+  #listener: UnixSeqpacketListener | null = null;
+  #fileId: string | null = null;
+  #path: string | null = null;
+  #resolve!: (r: UpgradeResult) => void;
+  #reject!: (e: Error) => void;
+  #lastError: Error | null = null;
+  #attempts = 0;
+  #failures = 0;
+  #waiters: Array<(r: { ok: true; result: UpgradeResult } | { ok: false; error: Error }) => void> = [];
+  /** Resolves when a successor has acknowledged ready (never rejects on failed attempts; rejects only if the server is closed first). */
+  readonly upgraded: Promise<UpgradeResult>;
+
+  constructor(listeners: Record<string, HandoffSource>, opts: ServeHandoffOptions = {}) {
+    if (listeners === null || typeof listeners !== "object") throw new TypeError("serveHandoff: listeners must be an object { name: server }");
+    const entries = Object.entries(listeners);
+    if (entries.length === 0) throw new TypeError("serveHandoff: offer at least one listener");
+    if (entries.length > MAX_FDS) throw new RangeError(`serveHandoff: at most ${MAX_FDS} listeners`);
+    for (const [name, src] of entries) {
+      if (!validName(name)) throw new TypeError(`serveHandoff: invalid listener name ${JSON.stringify(name)} (1-255 printable ASCII characters, no ':' or spaces)`);
+      resolveSource(name, src); // fail early on something we cannot find
+    }
+    if (opts.path !== undefined && opts.socket !== undefined) throw new TypeError("serveHandoff: pass either path or socket, not both");
+    this.#sources = new Map(entries);
+    this.#opts = opts;
+    this.#timeoutMs = opts.timeoutMs ?? 30_000;
+    if (!(this.#timeoutMs > 0)) throw new RangeError("serveHandoff: timeoutMs must be > 0");
+    this.upgraded = new Promise((res, rej) => {
+      this.#resolve = res;
+      this.#reject = rej;
+    });
+    this.upgraded.catch(() => {}); // closing without an upgrade is not an unhandled error
+    if (opts.path !== undefined) {
+      this.#bindPath(opts.path);
+      void this.#acceptLoop();
+    } else if (opts.socket !== undefined) {
+      const sock = opts.socket instanceof OwnedFd ? UnixSeqpacket.fromFd(opts.socket) : opts.socket;
+      void this.#handle(new Channel(sock)).finally(() => {
+        if (this.#state !== "upgraded") this.close();
+      });
+    }
+  }
+
+  get state(): HandoffState {
+    return this.#state;
+  }
+  /** The control socket path, or null. */
+  get path(): string | null {
+    return this.#path;
+  }
+  get stats(): { attempts: number; failures: number; lastError: Error | null } {
+    return { attempts: this.#attempts, failures: this.#failures, lastError: this.#lastError };
+  }
+  get listenerNames(): string[] {
+    return [...this.#sources.keys()];
+  }
+
+  #bindPath(path: string): void {
+    const dir = dirname(path);
+    ensurePrivateDir(dir);
+    // Bind a private temporary name, then rename over `path`: a running predecessor's socket file is
+    // replaced atomically, and the predecessor will not unlink ours (it checks the inode).
+    const tmp = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}`);
+    const l = UnixSeqpacketListener.bindSync(tmp, { mode: 0o600, backlog: 8, unlinkOnClose: false });
+    try {
+      renameSync(tmp, path);
+      const st = lstatSync(path);
+      this.#fileId = `${st.dev}:${st.ino}`;
+    } catch (e) {
+      l.close();
+      try {
+        unlinkSync(tmp);
+      } catch {}
+      throw e;
+    }
+    sys.setNonblocking(l.fd, true);
+    this.#listener = l;
+    this.#path = path;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (this.#listener && !this.#listener.closed && this.#state !== "upgraded" && this.#state !== "closed") {
+      const l = this.#listener;
+      try {
+        await waitReadable(l.fd, { ref: false, idleMs: this.#opts.idlePollMs ?? 10 });
+      } catch {
+        return;
+      }
+      if (l.closed) return;
+      let conn: UnixSeqpacket;
+      try {
+        conn = l.acceptSync();
+      } catch (e) {
+        if (e instanceof SystemError && (e.code === "EAGAIN" || e.code === "ECONNABORTED")) continue;
+        if (l.closed) return;
+        this.#fail(e as Error, null);
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const chan = new Channel(conn);
+      if (this.#state !== "idle") {
+        chan.sendAbort("ERR_UA_BUSY", "another upgrade is in progress (one at a time)");
+        chan.close();
+        this.#fail(new UnixAncillaryError("ERR_UA_BUSY", "refused a second concurrent upgrader"), null);
+        continue;
+      }
+      void this.#handle(chan);
+    }
+  }
+
+  #fail(e: Error, peer: UpgradePeer | null): void {
+    this.#failures++;
+    this.#lastError = e;
+    for (const w of this.#waiters.splice(0)) w({ ok: false, error: e });
+    try {
+      this.#opts.onFailure?.(e, peer);
+    } catch {
+      // a throwing callback must not disturb the old side
+    }
+  }
+
+  /** Runs one upgrade conversation. Never throws; on any failure the old side carries on. */
+  async #handle(chan: Channel): Promise<{ ok: true; result: UpgradeResult } | { ok: false; error: Error }> {
+    if (this.#state !== "idle") {
+      const error = new UnixAncillaryError("ERR_UA_BUSY", `cannot start an upgrade while ${this.#state}`);
+      chan.sendAbort("ERR_UA_BUSY", "another upgrade is in progress (one at a time)");
+      chan.close();
+      return { ok: false, error };
+    }
+    this.#state = "upgrading";
+    this.#attempts++;
+    const started = performance.now();
+    const deadline = started + this.#timeoutMs;
+    let peer: UpgradePeer | null = null;
+    let peerAborted = false;
+    try {
+      let cred: PeerCredentials;
+      try {
+        cred = peerCredentials(chan.sock);
+      } catch (e) {
+        throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `cannot read the upgrader's credentials: ${(e as Error).message}`);
+      }
+      peer = { pid: cred.pid, uid: cred.uid, gid: cred.gid };
+      checkPeer(this.#opts.peerPolicy, cred, "upgrader");
+
+      const hello = await chan.recv(deadline, "the upgrader's hello");
+      if (hello.type === FrameType.Abort) {
+        peerAborted = true;
+        throw new UnixAncillaryError("ERR_UA_ABORTED", `upgrader aborted: ${hello.payload.code}: ${hello.payload.message}`);
+      }
+      if (hello.type !== FrameType.Hello) throw protocolError(`expected hello, got frame type ${hello.type}`);
+      if (this.#opts.onUpgrade) {
+        let ok: boolean | void;
+        try {
+          ok = await this.#opts.onUpgrade(peer);
+        } catch (e) {
+          throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `onUpgrade refused: ${(e as Error).message}`);
+        }
+        if (ok === false) throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", "onUpgrade refused the upgrade");
+      }
+      if (this.#state !== "upgrading") throw new UnixAncillaryError("ERR_UA_ABORTED", "the handoff server was closed");
+
+      const want = hello.payload.want as string[] | undefined;
+      const names = [...this.#sources.keys()].filter((n) => !want || want.includes(n));
+      const offered: OfferedListener[] = [];
+      const fds: number[] = [];
+      for (const name of names) {
+        const r = resolveSource(name, this.#sources.get(name)!);
+        const { family, address, port, type } = r.info;
+        offered.push({ name, family, address, port, type });
+        fds.push(r.fd);
+      }
+      chan.send(FrameType.Offer, { pid: process.pid, listeners: offered, timeoutMs: Math.max(0, Math.round(deadline - performance.now())) }, fds);
+
+      const ready = await chan.recv(deadline, "the upgrader's ready");
+      if (ready.type === FrameType.Abort) {
+        peerAborted = true;
+        throw new UnixAncillaryError("ERR_UA_ABORTED", `upgrader aborted: ${ready.payload.code}: ${ready.payload.message}`);
+      }
+      if (ready.type !== FrameType.Ready) throw protocolError(`expected ready, got frame type ${ready.type}`);
+      if (this.#state !== "upgrading") throw new UnixAncillaryError("ERR_UA_ABORTED", "the handoff server was closed");
+      // Commit point: only a successfully sent done frame makes the upgrade real.
+      chan.send(FrameType.Done, { pid: process.pid });
+      this.#state = "upgraded";
+      const result: UpgradeResult = {
+        pid: cred.pid ?? (ready.payload.pid as number),
+        uid: cred.uid,
+        adopted: ready.payload.adopted as string[],
+        offered: names,
+        latencyMs: performance.now() - started,
+      };
+      chan.close();
+      this.#closeControl();
+      for (const w of this.#waiters.splice(0)) w({ ok: true, result });
+      this.#resolve(result);
+      return { ok: true, result };
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (!peerAborted && !(err instanceof PeerClosedError)) {
+        const code = err instanceof UnixAncillaryError ? err.code : "ERR_UA_PROTOCOL";
+        chan.sendAbort(code, err.message);
+      }
+      chan.close();
+      if (this.#state === "upgrading") this.#state = "idle";
+      this.#fail(err, peer);
+      return { ok: false, error: err };
+    }
+  }
+
+  /** Resolves with the outcome of the next attempt (success or failure). */
+  nextAttempt(): Promise<{ ok: true; result: UpgradeResult } | { ok: false; error: Error }> {
+    return new Promise((r) => this.#waiters.push(r));
+  }
+
+  /**
+   * tableflip-style: spawn the successor with a fresh control socketpair on its fd 3
+   * (env UA_HANDOFF_FD=3), run the handshake with it, and report the outcome. On failure or
+   * timeout the child is killed and the old side carries on.
+   */
+  spawn(cmd: string[], opts: SpawnOptions = {}): Promise<SpawnResult> {
+    if (this.#state !== "idle") {
+      return Promise.resolve({ ok: false, error: new UnixAncillaryError("ERR_UA_BUSY", `cannot spawn a successor while ${this.#state}`), child: null, latencyMs: 0 });
+    }
+    return spawnWith(cmd, { timeoutMs: this.#timeoutMs, ...opts }, (sock) => this.#handle(new Channel(sock)));
+  }
+
+  #closeControl(): void {
+    const l = this.#listener;
+    this.#listener = null;
+    if (!l) return;
+    if (!l.closed) {
+      forgetFd(l.fd);
+      l.close();
+    }
+    // Unlink the path only if it is still our socket file (a successor may have renamed its own over it).
+    if (this.#path && this.#fileId) {
+      try {
+        const st = lstatSync(this.#path);
+        if (`${st.dev}:${st.ino}` === this.#fileId) unlinkSync(this.#path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /**
+   * After `upgraded`: stop accepting on every offered listener, let in-flight requests finish within
+   * `graceMs`, close idle keep-alive connections, force the rest, and optionally exit. The hard limit
+   * exits even if a drain hangs.
+   */
+  async drain(opts: DrainOptions = {}): Promise<{ forced: boolean }> {
+    const graceMs = opts.graceMs ?? 10_000;
+    const hardMs = opts.hardMs ?? graceMs + 5_000;
+    const exitCode = opts.exit === true ? 0 : typeof opts.exit === "number" ? opts.exit : null;
+    let hard: ReturnType<typeof setTimeout> | null = null;
+    if (exitCode !== null) {
+      hard = setTimeout(() => process.exit(exitCode), hardMs);
+      (hard as unknown as { unref?: () => void }).unref?.();
+    }
+    this.close();
+    const results = await Promise.all([...this.#sources.values()].map((s) => drainSource(s, graceMs).catch(() => ({ forced: true }))));
+    const forced = results.some((r) => r.forced);
+    if (hard) clearTimeout(hard);
+    if (exitCode !== null) process.exit(exitCode);
+    return { forced };
+  }
+
+  /** Stops offering (closes the control socket; an upgrade in progress is aborted). Idempotent. */
+  close(): void {
+    if (this.#state === "closed") return;
+    const prev = this.#state;
+    this.#state = "closed";
+    this.#closeControl();
+    if (prev !== "upgraded") this.#reject(new UnixAncillaryError("ERR_UA_ABORTED", "the handoff server was closed before an upgrade"));
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Old side: offer `listeners` on a control socket. See HandoffServer. */
+export function serveHandoff(listeners: Record<string, HandoffSource>, opts: ServeHandoffOptions = {}): HandoffServer {
+  return new HandoffServer(listeners, opts);
+}
+
+/**
+ * tableflip-style one-shot: offer `listeners` to a freshly spawned successor (control socketpair on
+ * its fd 3) and report the outcome. On success, `server.drain()` stops the old listeners.
+ */
+export async function spawnSuccessor(
+  cmd: string[],
+  opts: SpawnOptions & { listeners: Record<string, HandoffSource>; peerPolicy?: PeerPolicy; onUpgrade?: ServeHandoffOptions["onUpgrade"] },
+): Promise<SpawnResult & { server: HandoffServer }> {
+  const server = new HandoffServer(opts.listeners, { timeoutMs: opts.timeoutMs, peerPolicy: opts.peerPolicy, onUpgrade: opts.onUpgrade });
+  const r = await server.spawn(cmd, opts);
+  if (!r.ok) server.close();
+  return { ...r, server };
+}
