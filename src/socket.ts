@@ -779,14 +779,18 @@ abstract class Listener<S> implements Disposable {
 
   protected abstract wrap(owned: OwnedFd): S;
 
-  /** Accepts one connection, blocking the thread until one arrives (also on a non-blocking listener). */
+  /**
+   * Accepts one connection, blocking the thread until one arrives. On a listener that you made
+   * non-blocking yourself, EAGAIN is thrown as usual; on one the library made non-blocking (bind(),
+   * or after accept()), it still blocks.
+   */
   acceptSync(): S {
     for (;;) {
       const fd = this.fd;
       try {
         return this.wrap(adopt(sys.accept(fd)));
       } catch (e) {
-        if (!isWouldBlock(e)) throw e;
+        if (!isWouldBlock(e) || !this.#nonblocking) throw e;
       }
       sys.pollOne(fd, K.POLLIN, -1);
     }
@@ -824,6 +828,7 @@ abstract class Listener<S> implements Disposable {
     });
   }
 
+  /** True when the library itself set O_NONBLOCK (so acceptSync keeps its blocking contract). */
   #nonblocking = false;
   /** @internal */
   protected markNonblocking(): void {

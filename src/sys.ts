@@ -44,8 +44,19 @@ export function retry(syscall: string, f: () => number, path?: string): number {
   }
 }
 
+let closeHook: ((fd: number) => void) | null = null;
+
+/**
+ * Registers the function every library close runs first (the reactor uses it to drop the fd's epoll
+ * registration and reject its waiters, so a reused fd number never inherits a stale registration).
+ */
+export function setCloseHook(hook: ((fd: number) => void) | null): void {
+  closeHook = hook;
+}
+
 /** close(2). Never retried: on Linux the fd is released even when close reports EINTR. Errors are ignored. */
 export function closeFd(fd: number): void {
+  if (closeHook !== null) closeHook(fd);
   libc.close(fd);
 }
 

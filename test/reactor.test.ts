@@ -426,7 +426,9 @@ console.log(b.recvFdsSync(0).data.byteLength, reactorStats().started, reactorSta
     test("a script with a pending wait that is never satisfied stays alive until killed", async () => {
       const path = script(
         "pending.ts",
+        // Keep the pair reachable: an unreachable socket is closed by the leak net, which (rightly) rejects its waits.
         `const [a, b] = UnixStream.pair();
+(globalThis as any).keep = [a, b];
 waitFor(b.fd, "readable").then(() => console.log("unexpected"));
 console.log("waiting");`,
       );

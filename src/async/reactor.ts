@@ -21,6 +21,7 @@
  */
 import { abi } from "../platform/index.ts";
 import { UnixAncillaryError } from "../errors.ts";
+import { setCloseHook } from "../sys.ts";
 import { createEpollBackend, READABLE, WRITABLE, type Backend } from "./backend-epoll.ts";
 import { createKqueueBackend } from "./backend-kqueue.ts";
 import type { ReactorWorkerData, ReactorWorkerMessage } from "./reactor-worker.ts";
@@ -283,6 +284,13 @@ export function forget(fd: number): void {
   settleAll(reg.readers, error);
   settleAll(reg.writers, error);
 }
+
+// Any fd the library closes (OwnedFd.close, socket close, handoff code) leaves the epoll set first: a
+// registration must never outlive its file, or a reused fd number would look "already armed" and a
+// wait on it would never fire.
+setCloseHook((fd) => {
+  if (byFd.has(fd)) forget(fd);
+});
 
 /** For tests and diagnostics. */
 export function reactorStats(): ReactorStats {
