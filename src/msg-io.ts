@@ -14,7 +14,7 @@
  * address written into another buffer can be reused). The receive and send sides use separate buffers.
  * The hot path allocates nothing but its results (the OwnedFd objects, the fds array, the data copy).
  */
-import { ptr } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";
 import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
@@ -291,14 +291,7 @@ class Engine {
     for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
     const h = this.#recvHdr;
     h.fill(iov, buffers.length, this.#recvCtlPtr, size);
-    const flags = RECV_FLAGS | extraFlags;
-    let n: number;
-    for (;;) {
-      n = libc.recvmsg(sock, h.address, flags) as number;
-      if (n >= 0) break;
-      const e = errno();
-      if (e !== EINTR) throw new SystemError("recvmsg", e);
-    }
+    const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
     keepAlive(buffers, ctl);
     const controllen = Math.min(readUnsigned(h.view, 0, M.controllen), size);
     h.invalidateControllen();
@@ -358,14 +351,7 @@ class Engine {
     const h = this.#recvHdr;
     const ctlAddr = control.byteLength > 0 ? ptr(control) : 0;
     h.fill(iov, buffers.length, ctlAddr, control.byteLength);
-    const flags = RECV_FLAGS | extraFlags;
-    let n: number;
-    for (;;) {
-      n = libc.recvmsg(sock, h.address, flags) as number;
-      if (n >= 0) break;
-      const e = errno();
-      if (e !== EINTR) throw new SystemError("recvmsg", e);
-    }
+    const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
     keepAlive(buffers, control);
     const msgFlags = h.view.getInt32(M.flags.offset, true);
     this.last.bytesRead = n;
@@ -375,6 +361,16 @@ class Engine {
     h.invalidateControllen();
     this.#recvIov.release();
     return written;
+  }
+}
+
+/** recvmsg(2) with EINTR retried; errno is read right after the failing call. */
+function recvmsg(sock: number, header: Pointer, flags: number): number {
+  for (;;) {
+    const n = libc.recvmsg(sock, header, flags) as number;
+    if (n >= 0) return n;
+    const e = errno();
+    if (e !== EINTR) throw new SystemError("recvmsg", e);
   }
 }
 

@@ -507,6 +507,24 @@ const oneBuffer: Uint8Array[] = [EMPTY];
 
 // ---------------------------------------------------------------------------------------------------
 
+/** A new AF_UNIX socket of `type` once `setup(fd)` succeeded (connect, bind); closed if setup throws. */
+function socketWith(type: number, setup: (fd: number) => void): OwnedFd {
+  const owned = adopt(sys.socket(K.AF_UNIX, type));
+  try {
+    setup(owned.fd);
+  } catch (e) {
+    owned.close();
+    throw e;
+  }
+  return owned;
+}
+
+/** Both ends of a new socketpair, owned. */
+function ownedPair(type: number): [OwnedFd, OwnedFd] {
+  const [a, b] = sys.socketpair(type);
+  return [adopt(a), adopt(b)];
+}
+
 export class UnixStream extends UnixSocket {
   protected readonly kind = Kind.Stream;
   protected readonly label = "UnixStream";
@@ -517,8 +535,8 @@ export class UnixStream extends UnixSocket {
 
   /** A connected pair (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)). */
   static pair(): [UnixStream, UnixStream] {
-    const [a, b] = sys.socketpair(K.SOCK_STREAM);
-    return [new UnixStream(adopt(a)), new UnixStream(adopt(b))];
+    const [a, b] = ownedPair(K.SOCK_STREAM);
+    return [new UnixStream(a), new UnixStream(b)];
   }
 
   /** Takes ownership of an OwnedFd holding a connected AF_UNIX stream socket. */
@@ -529,14 +547,7 @@ export class UnixStream extends UnixSocket {
 
   /** Connects to a listening socket at `path` ("\0name" for Linux's abstract namespace). Blocks. */
   static connectSync(path: string): UnixStream {
-    const owned = adopt(sys.socket(K.AF_UNIX, K.SOCK_STREAM));
-    try {
-      sys.connect(owned.fd, path);
-    } catch (e) {
-      owned.close();
-      throw e;
-    }
-    return new UnixStream(owned);
+    return new UnixStream(socketWith(K.SOCK_STREAM, (fd) => sys.connect(fd, path)));
   }
 
   /** @internal */
@@ -627,8 +638,8 @@ export class UnixDatagram extends UnixSocket {
   }
 
   static pair(): [UnixDatagram, UnixDatagram] {
-    const [a, b] = sys.socketpair(K.SOCK_DGRAM);
-    return [new UnixDatagram(adopt(a)), new UnixDatagram(adopt(b))];
+    const [a, b] = ownedPair(K.SOCK_DGRAM);
+    return [new UnixDatagram(a), new UnixDatagram(b)];
   }
 
   static fromFd(fd: OwnedFd): UnixDatagram {
@@ -638,26 +649,12 @@ export class UnixDatagram extends UnixSocket {
 
   /** An unconnected datagram socket bound to `path`. Connect it (connectSync) before sending fds. */
   static bindSync(path: string): UnixDatagram {
-    const owned = adopt(sys.socket(K.AF_UNIX, K.SOCK_DGRAM));
-    try {
-      sys.bind(owned.fd, path);
-    } catch (e) {
-      owned.close();
-      throw e;
-    }
-    return new UnixDatagram(owned);
+    return new UnixDatagram(socketWith(K.SOCK_DGRAM, (fd) => sys.bind(fd, path)));
   }
 
   /** A new datagram socket connected to `path`. */
   static connectSync(path: string): UnixDatagram {
-    const owned = adopt(sys.socket(K.AF_UNIX, K.SOCK_DGRAM));
-    try {
-      sys.connect(owned.fd, path);
-    } catch (e) {
-      owned.close();
-      throw e;
-    }
-    return new UnixDatagram(owned);
+    return new UnixDatagram(socketWith(K.SOCK_DGRAM, (fd) => sys.connect(fd, path)));
   }
 
   /** Connects this socket (e.g. one from bindSync) to `path`; returns this. */
@@ -687,8 +684,8 @@ export class UnixSeqpacket extends UnixSocket {
 
   static pair(): [UnixSeqpacket, UnixSeqpacket] {
     requireSeqpacket();
-    const [a, b] = sys.socketpair(K.SOCK_SEQPACKET);
-    return [new UnixSeqpacket(adopt(a)), new UnixSeqpacket(adopt(b))];
+    const [a, b] = ownedPair(K.SOCK_SEQPACKET);
+    return [new UnixSeqpacket(a), new UnixSeqpacket(b)];
   }
 
   static fromFd(fd: OwnedFd): UnixSeqpacket {
@@ -698,14 +695,7 @@ export class UnixSeqpacket extends UnixSocket {
 
   static connectSync(path: string): UnixSeqpacket {
     requireSeqpacket();
-    const owned = adopt(sys.socket(K.AF_UNIX, K.SOCK_SEQPACKET));
-    try {
-      sys.connect(owned.fd, path);
-    } catch (e) {
-      owned.close();
-      throw e;
-    }
-    return new UnixSeqpacket(owned);
+    return new UnixSeqpacket(socketWith(K.SOCK_SEQPACKET, (fd) => sys.connect(fd, path)));
   }
 
   /** @internal */
