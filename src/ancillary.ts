@@ -19,7 +19,7 @@ import { appendCredentials, appendRights } from "./cmsg/encode.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
 import { bufferSizeForCredentials, bufferSizeForRights, describe } from "./cmsg/sizes.ts";
 import { ScmCredentials } from "./credentials.ts";
-import { invalidArgType, MESSAGES, UnixAncillaryError } from "./errors.ts";
+import { invalidArgType, invalidArgValue, MESSAGES, UnixAncillaryError } from "./errors.ts";
 import { checkFdList, toBytes, toWritable, type Payload } from "./socket.ts";
 
 /** One received control message. Unknown kinds may be added in later versions: keep a default branch. */
@@ -135,6 +135,15 @@ export class SocketAncillary implements Disposable {
   /** Empty storage over any Uint8Array (any byte offset of its ArrayBuffer). Send mode, length 0. */
   constructor(buffer: Uint8Array) {
     if (!(buffer instanceof Uint8Array)) throw invalidArgType("buffer", "a Uint8Array", describe(buffer));
+    // The kernel writes control data into this memory and the parser then turns integers found there
+    // into owned fds: it must be memory nobody else can change (no SharedArrayBuffer: another thread
+    // could forge fd numbers between recvmsg and the parse) and whose size cannot change under us
+    // (no resizable ArrayBuffer: the parser's view and the kernel's length would disagree).
+    const backing = buffer.buffer as ArrayBuffer & { resizable?: boolean };
+    if (typeof SharedArrayBuffer !== "undefined" && (backing as unknown) instanceof SharedArrayBuffer) {
+      throw invalidArgValue("buffer", "must not be backed by a SharedArrayBuffer (another thread could change received fd numbers before they are owned)");
+    }
+    if (backing.resizable === true) throw invalidArgValue("buffer", "must not be backed by a resizable ArrayBuffer");
     this.#bytes = buffer;
     this.#view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   }

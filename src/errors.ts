@@ -163,6 +163,12 @@ export function outOfRange(name: string, range: string, got: string): RangeError
   return e;
 }
 
+export function invalidArgValue(name: string, reason: string): TypeError {
+  const e = new TypeError(`The argument "${name}" ${reason}`);
+  (e as TypeError & { code: string }).code = "ERR_INVALID_ARG_VALUE";
+  return e;
+}
+
 export function closedError(what: string): UnixAncillaryError {
   return new UnixAncillaryError("ERR_UA_CLOSED", `${what} is closed`);
 }

@@ -17,6 +17,7 @@ import { engine, Kind } from "./msg-io.ts";
 import * as sys from "./sys.ts";
 import { closedError, invalidArgType, MESSAGES, outOfRange, UnixAncillaryError } from "./errors.ts";
 import { describe } from "./cmsg/sizes.ts";
+import { lstatSync } from "node:fs";
 import { OpQueue, abortError } from "./async/queue.ts";
 import { forget, waitFor } from "./async/reactor.ts";
 import { SystemError } from "./errors.ts";
@@ -375,6 +376,8 @@ export abstract class UnixSocket implements Disposable {
         if (!isWouldBlock(e)) throw e;
       }
       await waitFor(fd, interest, signal);
+      // An abort that lands between readiness and this turn still wins: nothing was consumed yet.
+      if (signal?.aborted) throw abortError(signal);
     }
   }
 
@@ -506,6 +509,16 @@ const EMPTY = new Uint8Array(0);
 const oneBuffer: Uint8Array[] = [EMPTY];
 
 // ---------------------------------------------------------------------------------------------------
+
+/** "dev:ino" of the file at `path` (not following a symlink), or null if there is none. */
+function socketFileId(path: string): string | null {
+  try {
+    const st = lstatSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
 
 /** A new AF_UNIX socket of `type` once `setup(fd)` succeeded (connect, bind); closed if setup throws. */
 function socketWith(type: number, setup: (fd: number) => void): OwnedFd {
@@ -725,15 +738,18 @@ abstract class Listener<S> implements Disposable {
   #owned: OwnedFd;
   #path: string | null;
   #unlink: boolean;
+  /** dev:ino of the socket file we created: close() removes the file only if it is still ours. */
+  #fileId: string | null;
   protected abstract readonly label: string;
 
-  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean) {
+  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean, fileId: string | null = null) {
     this.#owned = owned;
     this.#path = path;
     this.#unlink = unlink;
+    this.#fileId = fileId;
   }
 
-  protected static bindFd(type: number, path: string, opts: BindOptions | undefined, nonblocking = false): { owned: OwnedFd; unlink: boolean } {
+  protected static bindFd(type: number, path: string, opts: BindOptions | undefined, nonblocking = false): { owned: OwnedFd; unlink: boolean; fileId: string | null } {
     if (opts !== undefined && (opts === null || typeof opts !== "object")) throw invalidArgType("options", "an object", describe(opts));
     const mode = opts?.mode;
     if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) throw outOfRange("options.mode", "an integer in 0..0o7777", String(mode));
@@ -742,15 +758,19 @@ abstract class Listener<S> implements Disposable {
     if (typeof path !== "string") throw invalidArgType("path", "a string", describe(path));
     const abstract = path.startsWith("\0");
     const owned = adopt(sys.socket(K.AF_UNIX, type, nonblocking));
+    let fileId: string | null = null;
     try {
       sys.bind(owned.fd, path);
+      if (!abstract) fileId = socketFileId(path);
       if (mode !== undefined && !abstract) sys.chmodPath(path, mode);
       sys.listen(owned.fd, backlog);
     } catch (e) {
       owned.close();
+      // bind() created the socket file: don't leave it behind to make the next bind fail with EADDRINUSE.
+      if (fileId !== null && socketFileId(path) === fileId) sys.unlinkPath(path);
       throw e;
     }
-    return { owned, unlink: (opts?.unlinkOnClose ?? true) && !abstract };
+    return { owned, unlink: (opts?.unlinkOnClose ?? true) && !abstract, fileId };
   }
 
   get fd(): number {
@@ -846,11 +866,13 @@ abstract class Listener<S> implements Disposable {
     if (this.#owned.closed) return;
     this.onClose(this.#owned.fd);
     this.#owned.close();
-    if (this.#unlink && this.#path !== null) {
+    if (this.#unlink && this.#path !== null && this.#fileId !== null) {
       try {
-        sys.unlinkPath(this.#path);
+        // Another listener may have bound the same path since (after someone removed our file):
+        // its file has another dev:ino and stays.
+        if (socketFileId(this.#path) === this.#fileId) sys.unlinkPath(this.#path);
       } catch {
-        // the file may already be gone or replaced; closing must not throw
+        // the file may already be gone; closing must not throw
       }
     }
   }
@@ -862,20 +884,20 @@ abstract class Listener<S> implements Disposable {
 
 export class UnixListener extends Listener<UnixStream> {
   protected readonly label = "UnixListener";
-  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean) {
-    super(owned, path, unlink);
+  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean, fileId: string | null = null) {
+    super(owned, path, unlink, fileId);
   }
 
   /** Binds and listens on `path`. With `mode`, the file mode is set before listen(). */
   static bindSync(path: string, opts?: BindOptions): UnixListener {
-    const { owned, unlink } = Listener.bindFd(K.SOCK_STREAM, path, opts);
-    return new UnixListener(owned, path, unlink);
+    const { owned, unlink, fileId } = Listener.bindFd(K.SOCK_STREAM, path, opts);
+    return new UnixListener(owned, path, unlink, fileId);
   }
 
   /** Like bindSync, with a non-blocking listening socket ready for accept() and `for await`. */
   static override async bind(path: string, opts?: BindOptions): Promise<UnixListener> {
-    const { owned, unlink } = Listener.bindFd(K.SOCK_STREAM, path, opts, true);
-    const l = new UnixListener(owned, path, unlink);
+    const { owned, unlink, fileId } = Listener.bindFd(K.SOCK_STREAM, path, opts, true);
+    const l = new UnixListener(owned, path, unlink, fileId);
     l.markNonblocking();
     return l;
   }
@@ -893,20 +915,20 @@ export class UnixListener extends Listener<UnixStream> {
 
 export class UnixSeqpacketListener extends Listener<UnixSeqpacket> {
   protected readonly label = "UnixSeqpacketListener";
-  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean) {
-    super(owned, path, unlink);
+  protected constructor(owned: OwnedFd, path: string | null, unlink: boolean, fileId: string | null = null) {
+    super(owned, path, unlink, fileId);
   }
 
   static bindSync(path: string, opts?: BindOptions): UnixSeqpacketListener {
     requireSeqpacket();
-    const { owned, unlink } = Listener.bindFd(K.SOCK_SEQPACKET, path, opts);
-    return new UnixSeqpacketListener(owned, path, unlink);
+    const { owned, unlink, fileId } = Listener.bindFd(K.SOCK_SEQPACKET, path, opts);
+    return new UnixSeqpacketListener(owned, path, unlink, fileId);
   }
 
   static override async bind(path: string, opts?: BindOptions): Promise<UnixSeqpacketListener> {
     requireSeqpacket();
-    const { owned, unlink } = Listener.bindFd(K.SOCK_SEQPACKET, path, opts, true);
-    const l = new UnixSeqpacketListener(owned, path, unlink);
+    const { owned, unlink, fileId } = Listener.bindFd(K.SOCK_SEQPACKET, path, opts, true);
+    const l = new UnixSeqpacketListener(owned, path, unlink, fileId);
     l.markNonblocking();
     return l;
   }

@@ -9,7 +9,7 @@
 import { ptr } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";
 import { errno, libc } from "./platform/libc.ts";
-import { SystemError } from "./errors.ts";
+import { invalidArgType, invalidArgValue, SystemError } from "./errors.ts";
 
 const EINTR = abi.errno.EINTR;
 
@@ -157,14 +157,14 @@ const decoder = new TextDecoder();
  * Linux abstract-namespace address: its length covers exactly the name bytes, no terminating NUL.
  */
 export function encodeUnixAddress(path: string): number {
-  if (typeof path !== "string") throw new TypeError(`The "path" argument must be a string. Received ${typeof path}`);
+  if (typeof path !== "string") throw invalidArgType("path", "a string", typeof path);
   const s = abi.sockaddrUn;
   const bytes = encoder.encode(path);
   const abstract = bytes.length > 0 && bytes[0] === 0;
   if (abstract && !s.abstractNamespace) {
-    throw new RangeError(`abstract-namespace socket addresses (leading "\\0") exist only on Linux`);
+    throw invalidArgValue("path", `is an abstract-namespace address (leading "\\0"), which exists only on Linux`);
   }
-  if (bytes.length === 0) throw new RangeError("a Unix socket path must not be empty");
+  if (bytes.length === 0) throw invalidArgValue("path", "must not be empty");
   // Regular paths need a terminating NUL inside sun_path; abstract names use every byte.
   const max = abstract ? s.pathSize : s.pathSize - 1;
   if (bytes.length > max) {
@@ -172,7 +172,7 @@ export function encodeUnixAddress(path: string): number {
     (e as RangeError & { code: string }).code = "ENAMETOOLONG";
     throw e;
   }
-  if (!abstract && bytes.includes(0)) throw new RangeError("a Unix socket path must not contain NUL bytes");
+  if (!abstract && bytes.includes(0)) throw invalidArgValue("path", "must not contain NUL bytes");
   addrBuf.fill(0, 0, s.size);
   const len = s.pathOffset + bytes.length + (abstract ? 0 : 1);
   if (s.len) addrView.setUint8(s.len.offset, Math.min(len, 255));

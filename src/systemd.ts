@@ -76,14 +76,25 @@ export function listenFds(opts: ListenFdsOptions = {}): ListenFd[] {
     const out: ListenFd[] = [];
     for (let i = 0; i < n; i++) {
       const fd = LISTEN_FDS_START + i;
+      // One owner per inherited fd, even if the environment was kept and we are called again.
+      const earlier = adoptedListenFds.get(fd);
+      if (earlier && !earlier.fd.closed) {
+        out.push(earlier);
+        continue;
+      }
       sys.setCloexec(fd);
-      out.push({ fd: adopt(fd), name: names[i]!, socket: describeSocket(fd) });
+      const entry = { fd: adopt(fd), name: names[i]!, socket: describeSocket(fd) };
+      adoptedListenFds.set(fd, entry);
+      out.push(entry);
     }
     return out;
   } finally {
     if (unset) unsetListenEnv(env);
   }
 }
+
+/** LISTEN_FDS numbers this process already owns, so a second listenFds() call cannot create a second owner. */
+const adoptedListenFds = new Map<number, ListenFd>();
 
 // ---- notify -------------------------------------------------------------------------------------
 

@@ -58,8 +58,11 @@ export class Channel implements Disposable {
     }
   }
 
-  /** Waits for one frame until `deadline` (performance.now() ms). */
-  async recv(deadline: number, what: string, signal?: AbortSignal): Promise<ReceivedFrame> {
+  /**
+   * Waits for one frame until `deadline` (performance.now() ms). Only a frame of type `fdsFor` may carry
+   * fds; any other frame that does is a protocol error, and its fds are closed before it is thrown.
+   */
+  async recv(deadline: number, what: string, signal?: AbortSignal, fdsFor: FrameType | null = null): Promise<ReceivedFrame> {
     for (;;) {
       await waitReadable(this.sock.fd, { deadline, what, signal });
       let got;
@@ -76,6 +79,7 @@ export class Channel implements Disposable {
       if (got.data.byteLength === 0 && got.fds.length === 0) throw new PeerClosedError(`while waiting for ${what}`);
       try {
         const frame = decodeFrame(got.data, got.fds.length);
+        if (got.fds.length > 0 && frame.type !== fdsFor) throw protocolError(`the ${TYPE_NAMES[frame.type] ?? frame.type} frame must not carry fds (it had ${got.fds.length}; they were closed)`);
         return { ...frame, fds: got.fds };
       } catch (e) {
         closeAll(got.fds);

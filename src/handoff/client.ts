@@ -13,6 +13,7 @@ import { OwnedFd, closeAll, adopt } from "../owned-fd.ts";
 import { peerCredentials } from "../credentials.ts";
 import { UnixAncillaryError, SystemError } from "../errors.ts";
 import * as sys from "../sys.ts";
+import { K } from "../platform/index.ts";
 import { Channel, PeerClosedError } from "./channel.ts";
 import { FrameType, protocolError, type OfferedListener } from "./protocol.ts";
 import { describeSocket, type ListenerFamily, type ListenerType } from "./sockinfo.ts";
@@ -65,6 +66,8 @@ function takeInheritedFd(): OwnedFd | null {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `${HANDOFF_FD_ENV}=${JSON.stringify(v)} is not an fd number`);
   if (!sys.isOpen(n)) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `${HANDOFF_FD_ENV}=${n} but fd ${n} is not open`);
+  const type = sys.getsockoptInt(n, K.SOL_SOCKET, K.SO_TYPE, "getsockopt");
+  if (type !== K.SOCK_SEQPACKET) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `${HANDOFF_FD_ENV}=${n} but fd ${n} is not a SOCK_SEQPACKET socket (SO_TYPE ${type})`);
   sys.setCloexec(n);
   return adopt(n);
 }
@@ -178,7 +181,13 @@ export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<
   const deadline = performance.now() + timeoutMs;
   let sock: UnixSeqpacket;
   if (opts.fd !== undefined) {
-    sock = UnixSeqpacket.fromFd(opts.fd instanceof OwnedFd ? opts.fd : adopt(opts.fd));
+    if (opts.fd instanceof OwnedFd) sock = UnixSeqpacket.fromFd(opts.fd);
+    else {
+      // Check the number before owning it: if it is not a seqpacket socket the caller still owns it.
+      const type = sys.getsockoptInt(opts.fd, K.SOL_SOCKET, K.SO_TYPE);
+      if (type !== K.SOCK_SEQPACKET) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `requestHandoff: fd ${opts.fd} is not a SOCK_SEQPACKET socket (SO_TYPE ${type}); it was left open and is still yours`);
+      sock = UnixSeqpacket.fromFd(adopt(opts.fd));
+    }
   } else if (opts.path !== undefined) {
     sock = UnixSeqpacket.connectSync(opts.path);
   } else {
@@ -193,7 +202,7 @@ export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<
     const cred = peerCredentials(sock);
     checkPeer(opts.peerPolicy, cred, "old side");
     chan.send(FrameType.Hello, opts.want ? { pid: process.pid, want: opts.want } : { pid: process.pid });
-    const offer = await chan.recv(deadline, "the offer", opts.signal);
+    const offer = await chan.recv(deadline, "the offer", opts.signal, FrameType.Offer);
     received.push(...offer.fds);
     if (offer.type === FrameType.Abort) throw new UnixAncillaryError(abortCode(offer.payload.code), `handoff refused by the old side: ${offer.payload.message}`);
     if (offer.type !== FrameType.Offer) throw protocolError(`expected offer, got frame type ${offer.type}`);
