@@ -134,8 +134,8 @@ function notifyAddress(raw: string): string {
 /**
  * sd_pid_notify_with_fds for this process: sends `state` ("READY=1\nSTATUS=..." or an object) as one
  * datagram to $NOTIFY_SOCKET, with `fds` attached. Returns false when NOTIFY_SOCKET is unset.
- * Never blocks the event loop for long: the send is non-blocking, with a short bounded wait if the
- * manager's queue is full.
+ * The send is non-blocking; if the manager's queue is full it retries for at most about 1 s
+ * (20 × 50 ms poll), blocking the thread meanwhile — call it from startup/shutdown paths, not per request.
  */
 export function sdNotify(state: NotifyState, opts: SdNotifyOptions = {}): boolean {
   const raw = opts.socket ?? process.env.NOTIFY_SOCKET;

@@ -12,8 +12,9 @@
  *   16     ...   payload  UTF-8 JSON object
  *
  * Integers are big-endian. A receiver reads with a buffer of exactly HEADER + MAX_PAYLOAD bytes and
- * room for MAX_FDS fds: a longer message is truncated (MSG_TRUNC) and more fds trip MSG_CTRUNC; both
- * are rejected with every fd of the message closed (msg-io.ts). The attached fd count must equal
+ * keeps at most MAX_FDS fds: a longer message is truncated (MSG_TRUNC) and rejected with every fd of
+ * it closed (msg-io.ts); fds beyond MAX_FDS are closed on arrival, and the frame then fails the fd
+ * count check below. Only an offer frame may carry fds at all. The attached fd count must equal
  * `fdCount`, the message length must equal 16 + `length`, and the payload must be a JSON object
  * with the fields its type requires; anything else is ERR_UA_PROTOCOL.
  *

@@ -245,6 +245,9 @@ export class HandoffServer implements Disposable {
         throw new UnixAncillaryError("ERR_UA_ABORTED", `upgrader aborted: ${hello.payload.code}: ${hello.payload.message}`);
       }
       if (hello.type !== FrameType.Hello) throw protocolError(`expected hello, got frame type ${hello.type}`);
+      // On a socketpair we created (spawn mode) SO_PEERCRED names us, the creator: the successor is
+      // trusted because we spawned it, and its pid can only come from its hello.
+      if (cred.pid === process.pid && Number.isInteger(hello.payload.pid)) peer = { ...peer, pid: hello.payload.pid as number };
       if (this.#opts.onUpgrade) {
         let ok: boolean | void;
         try {
@@ -279,7 +282,7 @@ export class HandoffServer implements Disposable {
       chan.send(FrameType.Done, { pid: process.pid });
       this.#state = "upgraded";
       const result: UpgradeResult = {
-        pid: cred.pid ?? (ready.payload.pid as number),
+        pid: peer.pid ?? (ready.payload.pid as number),
         uid: cred.uid,
         adopted: ready.payload.adopted as string[],
         offered: names,
