@@ -29,6 +29,7 @@ const EINTR = abi.errno.EINTR;
 const M = abi.msghdr;
 const IOV = abi.iovec;
 const SEND_FLAGS = abi.sigpipe === "msg_nosignal" ? K.MSG_NOSIGNAL : 0;
+const NOSIGPIPE_OPTION = abi.sigpipe === "so_nosigpipe";
 const RECV_FLAGS = abi.cloexec === "msg_cmsg_cloexec" ? K.MSG_CMSG_CLOEXEC : 0;
 
 /** Socket kinds as the receive pipeline sees them: streams ignore MSG_TRUNC, message sockets reject it. */
@@ -171,6 +172,7 @@ class Engine {
   readonly #recvIov = new IovecArray(4);
   #recvCtl: Uint8Array;
   #recvCtlView: DataView;
+  #recvCtlI32: Int32Array;
   #recvCtlPtr: number;
   readonly #cursor = new CmsgCursor(abi);
   readonly #empty: OwnedFd[] = [];
@@ -186,6 +188,7 @@ class Engine {
   constructor() {
     this.#recvCtl = new Uint8Array(receiveControlSize(abi, 0, abi.fdBudget.kind === "fixed" ? abi.fdBudget.fds : abi.fdBudget.floor));
     this.#recvCtlView = new DataView(this.#recvCtl.buffer);
+    this.#recvCtlI32 = new Int32Array(this.#recvCtl.buffer);
     this.#recvCtlPtr = ptr(this.#recvCtl);
   }
 
@@ -235,7 +238,7 @@ class Engine {
   }
 
   #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number, keep: readonly Uint8Array[], keep2?: Uint8Array | null): number {
-    if (abi.sigpipe === "so_nosigpipe" && !this.#nosigpipeDone.has(sock)) {
+    if (NOSIGPIPE_OPTION && !this.#nosigpipeDone.has(sock)) {
       // Apple: no MSG_NOSIGNAL. The option sticks to the socket; set it before its first send.
       setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
       this.#nosigpipeDone.add(sock);
@@ -268,6 +271,7 @@ class Engine {
     this.#recvCtlDirty = 0; // a fresh buffer is zero
     this.#recvCtl = new Uint8Array(size);
     this.#recvCtlView = new DataView(this.#recvCtl.buffer);
+    this.#recvCtlI32 = new Int32Array(this.#recvCtl.buffer);
     this.#recvCtlPtr = ptr(this.#recvCtl);
   }
 
@@ -282,8 +286,13 @@ class Engine {
     const ctl = this.#recvCtl;
     // The buffer is all zeros before every recvmsg: the kernel writes only the first msg_controllen
     // bytes, so re-zeroing what the previous receive reported keeps the whole buffer zero.
-    if (this.#recvCtlDirty > 0) {
-      ctl.fill(0, 0, this.#recvCtlDirty);
+    const dirty = this.#recvCtlDirty;
+    if (dirty > 0) {
+      if (dirty <= 64) {
+        // a typical receive (a few fds) dirties a few words: plain stores beat TypedArray.fill
+        const w = this.#recvCtlI32;
+        for (let i = 0, end = (dirty + 3) >>> 2; i < end; i++) w[i] = 0;
+      } else ctl.fill(0, 0, dirty);
       this.#recvCtlDirty = 0;
     }
     const iov = this.#recvIov;

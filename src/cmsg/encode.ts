@@ -62,13 +62,15 @@ export function encodeRightsAt0(abi: Abi, bytes: Uint8Array, dv: DataView, i32: 
   const space = cmsgSpace(abi, payload);
   if (space > bytes.length || bytes.byteOffset % 4 !== 0) return -1;
   const c = abi.cmsg;
-  // Zero only the header and the tail padding: every payload byte is overwritten below.
-  bytes.fill(0, 0, c.headerLen);
-  bytes.fill(0, c.headerLen + payload, space);
+  // Zero only the header and the tail padding (whole 4-byte words: every length here is a multiple of
+  // 4), with plain stores — TypedArray.fill costs more than the few words involved. Every payload
+  // byte is overwritten below.
+  const base = c.headerLen >>> 2;
+  for (let w = 0; w < base; w++) i32[w] = 0;
+  for (let w = base + count, end = space >>> 2; w < end; w++) i32[w] = 0;
   writeUnsigned(dv, 0, c.len, cmsgLen(abi, payload));
   writeInt32(dv, 0, c.level, abi.constants.SOL_SOCKET);
   writeInt32(dv, 0, c.type, abi.constants.SCM_RIGHTS);
-  const base = c.headerLen >>> 2;
   for (let i = 0; i < count; i++) i32[base + i] = fds[i]!;
   return space;
 }
