@@ -393,6 +393,14 @@ function countMismatch(n: number, observed: number): UnixAncillaryError {
  */
 export function finishCloexec(fds: readonly OwnedFd[]): void {
   if (abi.cloexec === "msg_cmsg_cloexec") return;
+  cloexecFallback(fds);
+}
+
+/**
+ * The fallback itself, compiled and tested on every platform (the crate's 5.1.2): FD_CLOEXEC on each fd
+ * in order; the first failure is thrown and the caller closes the whole batch.
+ */
+export function cloexecFallback(fds: readonly OwnedFd[]): void {
   for (const fd of fds) setCloexec(fd.fd);
 }
 
