@@ -226,7 +226,18 @@ async function idleCpu(ms: number, armed: boolean): Promise<number> {
 const tStart = performance.now();
 console.log(`unix-ancillary async benchmark${QUICK ? " (--quick)" : ""} — Bun ${Bun.version}, ${process.platform}-${process.arch}, reactor: ${reactorKind}`);
 
-// warm-up: starts the reactor (its fds become part of the fd baseline) and JITs the paths
+// warm-up: starts the reactor (its fds become part of the fd baseline) and JITs the paths. The
+// library tries the socket again before arming the reactor, so a ping-pong in one process may never
+// need it: start it explicitly with one wait that really has to wait.
+{
+  const [x, y] = UnixStream.pair();
+  const waiting = y.recvFds(0);
+  await Bun.sleep(5);
+  x.sendFdsSync("w");
+  await waiting;
+  x.close();
+  y.close();
+}
 await pingPongInProcess(200, 0);
 await streaming(2000, "async");
 syncRoundTrips(50);
