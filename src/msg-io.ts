@@ -26,6 +26,8 @@ import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
 
 const EINTR = abi.errno.EINTR;
+// Direct references: a call through the 40-entry symbols object costs a property lookup per call.
+const { sendmsg: libcSendmsg, recvmsg: libcRecvmsg } = libc;
 const M = abi.msghdr;
 const IOV = abi.iovec;
 const SEND_FLAGS = abi.sigpipe === "msg_nosignal" ? K.MSG_NOSIGNAL : 0;
@@ -247,7 +249,7 @@ class Engine {
     h.fill(this.#sendIov, iovlen, control, controllen);
     const flags = SEND_FLAGS | extraFlags;
     for (;;) {
-      const r = libc.sendmsg(sock, h.address, flags) as number;
+      const r = libcSendmsg(sock, h.address, flags) as number;
       if (r >= 0) {
         keepAlive(keep, keep2);
         return r;
@@ -376,7 +378,7 @@ class Engine {
 /** recvmsg(2) with EINTR retried; errno is read right after the failing call. */
 function recvmsg(sock: number, header: Pointer, flags: number): number {
   for (;;) {
-    const n = libc.recvmsg(sock, header, flags) as number;
+    const n = libcRecvmsg(sock, header, flags) as number;
     if (n >= 0) return n;
     const e = errno();
     if (e !== EINTR) throw new SystemError("recvmsg", e);

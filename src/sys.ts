@@ -57,8 +57,9 @@ export function setCloseHook(hook: ((fd: number) => void) | null): void {
 /** close(2). Never retried: on Linux the fd is released even when close reports EINTR. Errors are ignored. */
 export function closeFd(fd: number): void {
   if (closeHook !== null) closeHook(fd);
-  libc.close(fd);
+  libcClose(fd);
 }
+const libcClose = libc.close;
 
 export function fcntl(fd: number, cmd: number, arg = 0): number {
   return retry("fcntl", () => libc.fcntl(fd, cmd, arg));
