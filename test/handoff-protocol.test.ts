@@ -171,6 +171,47 @@ describe("serveHandoff / requestHandoff in one process", () => {
     expect(countOpenFds()).toBe(before - 3); // s1..s3 were closed; everything received is closed too
   });
 
+  test("Bun.serve self-check failure: loud fallback to node:http on the received address, never a wrong port", async () => {
+    const old = bunServe("old");
+    const path = ctlPath();
+    await expectNoFdLeak(async () => {
+      const ho = track(serveHandoff({ http: old }, { path, timeoutMs: 5000 }));
+      const h = await requestHandoff({ path, timeoutMs: 5000 });
+      const l = h.take("http");
+      const warnings: string[] = [];
+      // attempts: 0 makes the self-check fail without a single probe: the path a failed adoption takes.
+      const a = await adoptBunServe(l, { fetch: () => new Response("fallback") }, { selfCheck: { attempts: 0 }, warn: (m) => warnings.push(m) });
+      expect(a.kind).toBe("node-http");
+      expect(a.fallback).toBe(true);
+      expect(a.fallbackReason).toMatch(/self-check failed/);
+      expect(warnings.length).toBe(1);
+      expect(warnings[0]).toMatch(/node:http/);
+      expect(a.address.port).toBe(old.port!);
+      expect(await h.ready()).toMatchObject({ confirmed: true });
+      await ho.upgraded;
+      await old.stop(true);
+      // The received address itself answers, from the fallback server: not port 3000, not a random port.
+      for (let i = 0; i < 3; i++) expect(await get(a.address.port)).toBe("fallback");
+      await a.stop(true);
+      ho.close();
+    });
+  });
+
+  test("fallback: 'throw' refuses instead of serving through node:http", async () => {
+    const old = bunServe("old");
+    const path = ctlPath();
+    await expectNoFdLeak(async () => {
+      const ho = track(serveHandoff({ http: old }, { path, timeoutMs: 5000 }));
+      const h = await requestHandoff({ path, timeoutMs: 5000 });
+      const l = h.take("http");
+      await expect(adoptBunServe(l, { fetch: () => new Response("x") }, { selfCheck: { attempts: 0 }, fallback: "throw" })).rejects.toThrow(/could not adopt/);
+      l.fd.close();
+      h.abort("adoption failed");
+      ho.close();
+      expect(await get(old.port!)).toBe("old"); // the old server never stopped serving
+    });
+  });
+
   test("a second concurrent upgrader is refused with ERR_UA_BUSY; the first one still succeeds", async () => {
     const old = bunServe();
     const path = ctlPath();
