@@ -75,3 +75,43 @@ export const linuxShared = {
   constants: linuxConstants,
   errno: linuxErrno,
 } as const;
+
+/**
+ * glibc: sizeof(struct msghdr)=56 with size_t msg_iovlen/msg_controllen; sizeof(struct cmsghdr)=16
+ * with size_t cmsg_len @0, level @8, type @12; CMSG_LEN(0)=16, CMSG_SPACE(1)-CMSG_SPACE(0)=8
+ * (bun-facts Q8, printed by a C program on x86_64; abi.md, re-run on aarch64).
+ */
+export const gnuLayout = {
+  msghdr: {
+    size: 56,
+    name: { offset: 0, size: 8 }, namelen: { offset: 8, size: 4 },
+    iov: { offset: 16, size: 8 }, iovlen: { offset: 24, size: 8 },
+    control: { offset: 32, size: 8 }, controllen: { offset: 40, size: 8 },
+    flags: { offset: 48, size: 4 },
+  },
+  cmsg: { headerSize: 16, headerLen: 16, align: 8, len: { offset: 0, size: 8 }, level: { offset: 8, size: 4 }, type: { offset: 12, size: 4 } },
+  maxSendControlBytes: null,
+} as const;
+
+/**
+ * musl: the same offsets, but msg_iovlen is an int, msg_controllen and cmsg_len are socklen_t, each
+ * followed by 4 bytes of padding (musl include/sys/socket.h; abi.md, measured on musl 1.2.3). We write
+ * 4 bytes and keep the pads zero. musl's 64-bit sendmsg copies control data into a fixed stack array
+ * and fails with ENOMEM above 1024 bytes (musl 1.2.3, abi.md): one message carries at most 252 fds.
+ */
+export const muslLayout = {
+  msghdr: {
+    size: 56,
+    name: { offset: 0, size: 8 }, namelen: { offset: 8, size: 4 },
+    iov: { offset: 16, size: 8 }, iovlen: { offset: 24, size: 4 },
+    control: { offset: 32, size: 8 }, controllen: { offset: 40, size: 4 },
+    flags: { offset: 48, size: 4 },
+  },
+  cmsg: { headerSize: 16, headerLen: 16, align: 8, len: { offset: 0, size: 4 }, level: { offset: 8, size: 4 }, type: { offset: 12, size: 4 } },
+  maxSendControlBytes: 1024,
+  maxFdsPerSend: 252,
+} as const;
+
+/** struct epoll_event: packed (12 bytes, data @4) on x86_64 for both libcs; 16 bytes (data @8) on aarch64. */
+export const epollX64 = { size: 12, events: { offset: 0, size: 4 }, data: { offset: 4, size: 8 } } as const;
+export const epollArm64 = { size: 16, events: { offset: 0, size: 4 }, data: { offset: 8, size: 8 } } as const;
