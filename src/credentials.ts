@@ -115,6 +115,18 @@ export function peerCredentials(sock: FdLike): PeerCredentials {
   throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `peer credentials are not available on ${abi.name}`);
 }
 
+function requirePassRights(): void {
+  if (K.SO_PASSRIGHTS < 0) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `SO_PASSRIGHTS does not exist on ${abi.os}`);
+}
+
+/** A kernel without SO_PASSRIGHTS answers ENOPROTOOPT (or EINVAL): report that as ERR_UA_UNSUPPORTED. */
+function passRightsError(e: unknown): unknown {
+  if (e instanceof SystemError && (e.code === "ENOPROTOOPT" || e.code === "EINVAL")) {
+    return new UnixAncillaryError("ERR_UA_UNSUPPORTED", "SO_PASSRIGHTS is not supported by this kernel (it needs Linux 6.16 or later)", { cause: e });
+  }
+  return e;
+}
+
 /**
  * SO_PASSRIGHTS (Linux >= 6.16). `on = false` makes the kernel reject SCM_RIGHTS sent to this socket
  * (the sender's sendmsg fails with EPERM), so a socket that must never receive fds cannot be handed any.
@@ -123,27 +135,21 @@ export function peerCredentials(sock: FdLike): PeerCredentials {
 export function setPassRights(sock: FdLike, on: boolean): void {
   if (typeof on !== "boolean") throw invalidArgType("on", "a boolean", describe(on));
   const fd = fdOf(sock, "sock");
-  if (K.SO_PASSRIGHTS < 0) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `SO_PASSRIGHTS does not exist on ${abi.os}`);
+  requirePassRights();
   try {
     sys.setsockoptInt(fd, K.SOL_SOCKET, K.SO_PASSRIGHTS, on ? 1 : 0);
   } catch (e) {
-    if (e instanceof SystemError && (e.code === "ENOPROTOOPT" || e.code === "EINVAL")) {
-      throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", "SO_PASSRIGHTS is not supported by this kernel (it needs Linux 6.16 or later)", { cause: e });
-    }
-    throw e;
+    throw passRightsError(e);
   }
 }
 
 /** Reads SO_PASSRIGHTS; throws ERR_UA_UNSUPPORTED where the kernel lacks it. */
 export function passRights(sock: FdLike): boolean {
   const fd = fdOf(sock, "sock");
-  if (K.SO_PASSRIGHTS < 0) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `SO_PASSRIGHTS does not exist on ${abi.os}`);
+  requirePassRights();
   try {
     return sys.getsockoptInt(fd, K.SOL_SOCKET, K.SO_PASSRIGHTS) !== 0;
   } catch (e) {
-    if (e instanceof SystemError && (e.code === "ENOPROTOOPT" || e.code === "EINVAL")) {
-      throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", "SO_PASSRIGHTS is not supported by this kernel (it needs Linux 6.16 or later)", { cause: e });
-    }
-    throw e;
+    throw passRightsError(e);
   }
 }

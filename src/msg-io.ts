@@ -43,13 +43,10 @@ export const enum Kind {
 /** The per-receive fd budget: 253 on Linux/BSD; clamp(RLIMIT_NOFILE soft, 253, 2^20) on darwin, queried per receive. */
 export function receiveBudget(): number {
   const b = abi.fdBudget;
-  if (b.kind === "fixed") return b.fds;
-  const soft = nofileSoftLimit();
-  if (soft === null) return b.ceiling;
-  return Math.min(Math.max(soft, b.floor), b.ceiling);
+  return b.kind === "fixed" ? b.fds : clampNofile(nofileSoftLimit(), b.floor, b.ceiling);
 }
 
-/** Clamp used by the rlimit budget, exported for the unit test of the crate's clamp table. */
+/** The rlimit budget's clamp (receiveBudget), exported for the unit test of the crate's clamp table. */
 export function clampNofile(soft: number | null, floor = 253, ceiling = 1 << 20): number {
   if (soft === null || !Number.isSafeInteger(soft)) return ceiling;
   return Math.min(Math.max(soft, floor), ceiling);
@@ -91,6 +88,7 @@ class IovecArray {
   // The address of a given typed array never changes in Bun (bun-facts Q1); a detached or resized
   // buffer changes byteLength/byteOffset and misses the cache.
   #lastBuf: Uint8Array | null = null;
+  /** Held only to keep `.buffer` materialised (see set()): never read. */
   #lastArrayBuffer: ArrayBufferLike | null = null;
   #lastOffset = -1;
   #lastLength = -1;
@@ -167,7 +165,6 @@ class Engine {
   readonly #sendCtlPtr = ptr(this.#sendCtl);
   readonly #sendCtlI32 = new Int32Array(this.#sendCtl.buffer);
   readonly #fdScratch = new Int32Array(abi.maxFdsPerSend);
-  readonly #one: Uint8Array[] = [new Uint8Array(0)];
 
   // ---- receive side ----
   readonly #recvHdr = new Header();
@@ -208,8 +205,8 @@ class Engine {
   }
 
   /**
-   * One sendmsg of `buffers` with one SCM_RIGHTS message carrying `fds` (header-only when fds is empty
-   * and `attachEmpty`; no control data at all when fds is null). Returns bytes accepted.
+   * One sendmsg of `buffers` with one SCM_RIGHTS message carrying `fds` (header-only when fds is empty;
+   * no control data at all when fds is null). Returns bytes accepted.
    */
   send(sock: number, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
     const iov = this.#sendIov;
@@ -227,7 +224,7 @@ class Engine {
   /** sendmsg of a byte range with no control data (the tail of sendFdsAll). */
   sendRange(sock: number, data: Uint8Array, start: number, extraFlags: number): number {
     this.#sendIov.set(0, data, start, data.byteLength);
-    return this.#sendmsg(sock, 1, 0, 0, extraFlags, this.#one);
+    return this.#sendmsg(sock, 1, 0, 0, extraFlags, data);
   }
 
   /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). */
@@ -239,7 +236,7 @@ class Engine {
     return this.#sendmsg(sock, buffers.length, address, controlLen, extraFlags, buffers, control);
   }
 
-  #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number, keep: readonly Uint8Array[], keep2?: Uint8Array | null): number {
+  #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number, keep: unknown, keep2?: Uint8Array | null): number {
     if (NOSIGPIPE_OPTION && !this.#nosigpipeDone.has(sock)) {
       // Apple: no MSG_NOSIGNAL. The option sticks to the socket; set it before its first send.
       setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);

@@ -15,12 +15,11 @@ import { K, abi } from "./platform/index.ts";
 import { adopt, closeAll, OwnedFd, type FdLike } from "./owned-fd.ts";
 import { engine, Kind } from "./msg-io.ts";
 import * as sys from "./sys.ts";
-import { closedError, invalidArgType, MESSAGES, outOfRange, UnixAncillaryError } from "./errors.ts";
+import { closedError, invalidArgType, MESSAGES, outOfRange, SystemError, UnixAncillaryError } from "./errors.ts";
 import { describe } from "./cmsg/sizes.ts";
 import { lstatSync } from "node:fs";
 import { OpQueue, abortError } from "./async/queue.ts";
 import { forget, waitFor } from "./async/reactor.ts";
-import { SystemError } from "./errors.ts";
 
 /** Default data buffers of the allocating receives (crate: DEFAULT_STREAM_BUF / DEFAULT_DATAGRAM_BUF). */
 export const DEFAULT_STREAM_BUFFER = 4096;
@@ -111,7 +110,7 @@ export interface AsyncOptions {
 
 const EAGAIN = abi.errno.EAGAIN;
 function isWouldBlock(e: unknown): boolean {
-  return e instanceof SystemError && (e.errno === EAGAIN || e.code === "EAGAIN" || e.code === "EWOULDBLOCK");
+  return e instanceof SystemError && e.errno === EAGAIN; // EWOULDBLOCK == EAGAIN on every supported ABI
 }
 
 function signalOf(opts: AsyncOptions | undefined): AbortSignal | undefined {
@@ -415,7 +414,7 @@ export abstract class UnixSocket implements Disposable {
     try {
       checkMaxFds(maxFds, exact ? "n" : "maxFds");
       signal = signalOf(opts);
-      scratch = this.#scratch(opts?.bufferSize === undefined ? undefined : { bufferSize: opts.bufferSize });
+      scratch = this.#scratch(opts);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -436,7 +435,7 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     return this.schedule(this.recvQueue, "readable", signal, () => {
-      const fds = list.length === 1 ? this.#tryReceive(maxFds, exact, list[0]!) : this.receive(maxFds, exact, list, K.MSG_DONTWAIT);
+      const fds = this.receive(maxFds, exact, list, K.MSG_DONTWAIT);
       return new ReceivedInto(engine.last.bytesRead, fds);
     });
   }

@@ -84,10 +84,6 @@ export function setNonblocking(fd: number, on: boolean): void {
   if (next !== flags) fcntl(fd, K.F_SETFL, next);
 }
 
-export function isNonblocking(fd: number): boolean {
-  return (fcntl(fd, K.F_GETFL) & K.O_NONBLOCK) !== 0;
-}
-
 /** A new fd for the same open file description, with FD_CLOEXEC. */
 export function dupCloexec(fd: number): number {
   return fcntl(fd, K.F_DUPFD_CLOEXEC, 0);

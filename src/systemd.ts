@@ -15,6 +15,7 @@ import { UnixAncillaryError, SystemError } from "./errors.ts";
 import { K } from "./platform/index.ts";
 import * as sys from "./sys.ts";
 import { describeSocket, type ListenerInfo } from "./handoff/sockinfo.ts";
+import { validName } from "./handoff/protocol.ts";
 
 /** SD_LISTEN_FDS_START */
 export const LISTEN_FDS_START = 3;
@@ -188,7 +189,7 @@ export function sdNotifyMainPid(pid: number): boolean {
 
 /** FDNAME rules (sd_pid_notify_with_fds): at most 255 printable ASCII characters, no ':' . */
 export function validFdName(name: string): boolean {
-  return name.length > 0 && name.length <= 255 && /^[\x21-\x39\x3b-\x7e]+$/.test(name);
+  return validName(name);
 }
 
 /**

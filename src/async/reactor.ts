@@ -24,6 +24,7 @@ import { UnixAncillaryError } from "../errors.ts";
 import { setCloseHook } from "../sys.ts";
 import { createEpollBackend, READABLE, WRITABLE, type Backend } from "./backend-epoll.ts";
 import { createKqueueBackend } from "./backend-kqueue.ts";
+import { abortError } from "./queue.ts";
 import type { ReactorWorkerData, ReactorWorkerMessage } from "./reactor-worker.ts";
 
 export type Interest = "readable" | "writable";
@@ -102,7 +103,7 @@ function start(): Reactor {
   worker.onmessage = (ev: MessageEvent<ReactorWorkerMessage>) => {
     const m = ev.data;
     if (Array.isArray(m)) {
-      if (reactor === self) dispatch(m, m.length); // a shut-down reactor's late reports are dropped
+      if (reactor === self) dispatch(m); // a shut-down reactor's late reports are dropped
     }
     else if (m.type === "error" && reactor === self) {
       reactor = null;
@@ -132,8 +133,8 @@ function setPending(delta: number): void {
 }
 
 /** Handles one batch [token, mask, ...] from the Worker. */
-function dispatch(batch: readonly number[], n: number): void {
-  for (let i = 0; i + 1 < n; i += 2) {
+function dispatch(batch: readonly number[]): void {
+  for (let i = 0; i + 1 < batch.length; i += 2) {
     const reg = byToken.get(batch[i]!);
     if (!reg) continue; // a stale report for a forgotten/aborted registration
     const mask = batch[i + 1]!;
@@ -201,10 +202,6 @@ function failAll(error: unknown): void {
   }
 }
 
-function abortedError(signal: AbortSignal): UnixAncillaryError {
-  return new UnixAncillaryError("ERR_UA_ABORTED", "the operation was aborted", { cause: signal.reason });
-}
-
 /**
  * Resolves when `fd` is ready for `interest` (or has an error/hang-up: the caller's syscall then
  * reports it). Rejects with ERR_UA_ABORTED (cause: signal.reason) if `signal` aborts, ERR_UA_CLOSED if
@@ -214,7 +211,7 @@ export function waitFor(fd: number, interest: Interest, signal?: AbortSignal): P
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fff_ffff) return Promise.reject(new RangeError(`invalid fd ${String(fd)}`));
   const bit = interest === "readable" ? READABLE : interest === "writable" ? WRITABLE : 0;
   if (bit === 0) return Promise.reject(new TypeError(`interest must be "readable" or "writable", got ${String(interest)}`));
-  if (signal?.aborted) return Promise.reject(abortedError(signal));
+  if (signal?.aborted) return Promise.reject(abortError(signal));
 
   let r = reactor;
   if (!r) {
@@ -252,7 +249,7 @@ export function waitFor(fd: number, interest: Interest, signal?: AbortSignal): P
         if (!set.delete(w)) return;
         w.onAbort = undefined; // {once: true} already removed it
         setPending(-1);
-        reject(abortedError(signal));
+        reject(abortError(signal));
         if (byToken.get(registration.token) !== registration) return;
         if (registration.wanted() === 0) drop(registration);
         else if ((registration.armed & ~registration.wanted()) !== 0 && reactor) {

@@ -48,7 +48,7 @@ function sameAddress(a: ListenerInfo, fd: number): boolean {
   return !!now && now.listening && now.family === a.family && now.address === a.address && now.port === a.port;
 }
 
-function urlFor(info: ListenerInfo): string {
+export function urlFor(info: ListenerInfo): string {
   if (info.family === "unix") return "http://localhost/";
   const host = info.family === "ipv6" ? `[${info.address}]` : info.address;
   return `http://${host}:${info.port}/`;

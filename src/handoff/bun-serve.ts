@@ -22,7 +22,7 @@ import * as sys from "../sys.ts";
 import { ADOPTED, adoptedRegistry, drainBunServer, socketInode, type AdoptedHandle } from "./sources.ts";
 import { findListenerByPort, describeSocket, type ListenerInfo } from "./sockinfo.ts";
 import { epollSupported, findEpollRegistrations, replaceRegisteredFd } from "./epoll.ts";
-import { adoptError, adoptNodeHttp, connectHost, inputFd, refuseOptions, type ListenerInput } from "./adopt.ts";
+import { adoptError, adoptNodeHttp, connectHost, inputFd, refuseOptions, urlFor, type ListenerInput } from "./adopt.ts";
 
 export const PROBE_HEADER = "x-unix-ancillary-handoff-probe";
 const PROBE_PATH = "/.well-known/unix-ancillary-handoff-probe";
@@ -169,7 +169,7 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
     server,
     http: null,
     address: info,
-    url: info.family === "unix" ? `http://localhost/` : `http://${info.family === "ipv6" ? `[${info.address}]` : info.address}:${info.port}/`,
+    url: urlFor(info),
     drain: (g = 10_000) => drainBunServer(server as never, g),
     stop: async (force) => {
       await server.stop(force);

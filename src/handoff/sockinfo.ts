@@ -5,7 +5,7 @@
  * match the address (bun-facts Q5). No fd is created or closed here.
  */
 import { readdirSync } from "node:fs";
-import { abi, K } from "../platform/index.ts";
+import { K } from "../platform/index.ts";
 import * as sys from "../sys.ts";
 
 export type ListenerFamily = "ipv4" | "ipv6" | "unix";
@@ -92,9 +92,8 @@ function sameHost(a: string, b: string | undefined): boolean {
 }
 
 /**
- * Finds the listening TCP socket bound to `port` (and `host` if given). Several sockets may share a
- * port (an IPv4 and an IPv6 one, or SO_REUSEPORT siblings): then `pick` decides, else the first one
- * whose address matches `host` exactly wins.
+ * Every listening TCP socket bound to `port` (and matching `host` if given), minus `exclude`. Several
+ * sockets may share a port (an IPv4 and an IPv6 one, or SO_REUSEPORT siblings): the caller decides.
  */
 export function findListenerByPort(port: number, host?: string, exclude?: ReadonlySet<number>): ProbedListener[] {
   return listeningSockets().filter((l) => l.port === port && (l.family === "ipv4" || l.family === "ipv6") && sameHost(l.address, host) && !exclude?.has(l.fd));
@@ -103,8 +102,4 @@ export function findListenerByPort(port: number, host?: string, exclude?: Readon
 /** Finds the listening Unix stream socket bound to `path`. */
 export function findListenerByPath(path: string): ProbedListener[] {
   return listeningSockets().filter((l) => l.family === "unix" && l.address === path);
-}
-
-export function isLinux(): boolean {
-  return abi.os === "linux";
 }

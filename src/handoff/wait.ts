@@ -4,12 +4,14 @@
  * Default: a non-blocking poll(2) loop with timers (1 ms steps while a handshake is active, backing
  * off to `idleMs` while idle). The handoff is rare and short, so this costs ~nothing and keeps no
  * Worker around. With UA_HANDOFF_REACTOR=1 the library's reactor (src/async/reactor.ts: a Worker in
- * epoll_wait that only reports readiness) is used instead (opt-in until it is proven here: in the
- * handoff tests a wait on a reused fd number never fired).
+ * epoll_wait that only reports readiness) is used instead. It stays opt-in: under bun test, in
+ * test/handoff-protocol.test.ts, a report the Worker had posted reached the main thread only ~30 s
+ * later (the same flow works as a plain script and as an isolated test; cause not found).
  */
 import { K } from "../platform/index.ts";
 import * as sys from "../sys.ts";
 import { UnixAncillaryError } from "../errors.ts";
+import { abortError } from "../async/queue.ts";
 
 type ReactorModule = {
   waitFor(fd: number, interest: "readable" | "writable", signal?: AbortSignal): Promise<void>;
@@ -42,10 +44,6 @@ export function timeoutError(what: string, ms: number): UnixAncillaryError {
   return new UnixAncillaryError("ERR_UA_TIMEOUT", `${what} timed out after ${ms} ms`);
 }
 
-export function abortedError(signal: AbortSignal): UnixAncillaryError {
-  return new UnixAncillaryError("ERR_UA_ABORTED", "the operation was aborted", { cause: signal.reason });
-}
-
 export interface WaitOptions {
   /** Absolute deadline (performance.now() ms); Infinity for none. */
   deadline?: number;
@@ -73,7 +71,7 @@ export async function waitReadable(fd: number, opts: WaitOptions = {}): Promise<
   const deadline = opts.deadline ?? Infinity;
   const what = opts.what ?? "wait";
   const started = performance.now();
-  if (opts.signal?.aborted) throw abortedError(opts.signal);
+  if (opts.signal?.aborted) throw abortError(opts.signal);
   if (sys.pollOne(fd, K.POLLIN, 0) !== 0) return;
   const r = opts.ref === false ? null : await loadReactor();
   if (r) {
@@ -92,7 +90,7 @@ export async function waitReadable(fd: number, opts: WaitOptions = {}): Promise<
       await r.waitFor(fd, "readable", signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals));
       return;
     } catch (e) {
-      if (opts.signal?.aborted) throw abortedError(opts.signal);
+      if (opts.signal?.aborted) throw abortError(opts.signal);
       if (timer?.signal.aborted) throw timeoutError(what, Math.round(performance.now() - started));
       throw e;
     } finally {
@@ -102,7 +100,7 @@ export async function waitReadable(fd: number, opts: WaitOptions = {}): Promise<
   const maxSleep = opts.idleMs ?? 1;
   let step = 1;
   for (;;) {
-    if (opts.signal?.aborted) throw abortedError(opts.signal);
+    if (opts.signal?.aborted) throw abortError(opts.signal);
     const left = deadline - performance.now();
     if (left <= 0) throw timeoutError(what, Math.round(performance.now() - started));
     await sleep(Math.min(step, left), opts.ref !== false);
