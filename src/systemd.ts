@@ -8,6 +8,10 @@
  *
  * Everything returns quietly (false / []) when systemd is not in charge ($NOTIFY_SOCKET or
  * $LISTEN_PID unset), so the same code runs under and outside systemd.
+ *
+ * Ownership: listenFds() adopts fds 3..3+N-1 only after checking every one is open, and adopts each
+ * number once per process (a second call returns the same OwnedFds). sdNotify's fds stay the caller's;
+ * its own datagram socket is closed before it returns, on every path.
  */
 import { UnixDatagram } from "./socket.ts";
 import { adopt, type FdLike, type OwnedFd } from "./owned-fd.ts";

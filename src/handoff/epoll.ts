@@ -9,6 +9,9 @@
  *
  * This relies on an internal detail of Bun (uSockets: level-triggered epoll, the data pointer names
  * the listen socket), so callers must verify the result (see bun-serve.ts) and fall back.
+ *
+ * Ownership: nothing here closes the received fd; dup3 makes K a second fd for the same socket (owned
+ * by Bun.serve from then on), and the caller closes its own copy once the adoption is confirmed.
  */
 import { ptr } from "bun:ffi";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";

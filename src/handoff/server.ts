@@ -9,6 +9,10 @@
  * done frame went out; any failure before that (peer death at any step, timeout, bad frame, refusal)
  * leaves the old side exactly as it was (no fd leaked, listeners untouched) and ready for the next
  * attempt. One upgrade at a time: a second upgrader gets an abort frame (ERR_UA_BUSY).
+ *
+ * Ownership: the offered listeners stay the caller's (their fds are sent, never closed here); the
+ * control listener and each upgrader connection are owned here and closed on every path; fds an
+ * upgrader sends (it never should) are closed by Channel.recv.
  */
 import { mkdirSync, renameSync, statSync, unlinkSync, lstatSync } from "node:fs";
 import { dirname, basename, join } from "node:path";

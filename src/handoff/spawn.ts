@@ -2,6 +2,9 @@
  * tableflip-style successor spawning: the running server starts its successor with a private
  * SOCK_SEQPACKET socketpair end as fd 3 ($UA_HANDOFF_FD=3), runs the handshake over it, and reports
  * the outcome. A successor that crashes, hangs or aborts is killed (SIGKILL) and the caller carries on.
+ *
+ * Ownership: both socketpair ends are owned here; the child's end is closed in this process right
+ * after the spawn (the child has its own copy as fd 3), ours when the handshake ends, on every path.
  */
 import type { Subprocess } from "bun";
 import { UnixSeqpacket } from "../socket.ts";
