@@ -121,9 +121,17 @@ class IovecArray {
   }
 }
 
+/** Writes an 8- or 4-byte little-endian unsigned field through a Uint32Array at a 4-aligned offset. */
+function putU(u32: Uint32Array, field: { offset: number; size: number }, value: number): void {
+  const w = field.offset >> 2;
+  u32[w] = value >>> 0;
+  if (field.size === 8) u32[w + 1] = Math.floor(value / 0x1_0000_0000);
+}
+
 class Header {
   readonly bytes = new Uint8Array(M.size);
   readonly view = new DataView(this.bytes.buffer);
+  readonly u32 = new Uint32Array(this.bytes.buffer);
   readonly address = ptr(this.bytes);
   // msg_name/msg_namelen stay zero forever (connected sockets only). The other fields are written only
   // when they change; the kernel rewrites msg_controllen and msg_flags on receive, so callers that read
@@ -133,13 +141,14 @@ class Header {
   #control = -1;
   #controllen = -1;
   fill(iov: IovecArray, iovlen: number, control: number, controllen: number): void {
-    const v = this.view;
+    // msghdr fields sit at 4-aligned offsets on every supported ABI (abi.ts tables): word stores.
+    const u = this.u32;
     const iovAddr = iovlen > 0 ? iov.address : 0;
-    if (iovAddr !== this.#iov) writeUnsigned(v, 0, M.iov, (this.#iov = iovAddr));
-    if (iovlen !== this.#iovlen) writeUnsigned(v, 0, M.iovlen, (this.#iovlen = iovlen));
+    if (iovAddr !== this.#iov) putU(u, M.iov, (this.#iov = iovAddr));
+    if (iovlen !== this.#iovlen) putU(u, M.iovlen, (this.#iovlen = iovlen));
     const ctl = controllen > 0 ? control : 0;
-    if (ctl !== this.#control) writeUnsigned(v, 0, M.control, (this.#control = ctl));
-    if (controllen !== this.#controllen) writeUnsigned(v, 0, M.controllen, (this.#controllen = controllen));
+    if (ctl !== this.#control) putU(u, M.control, (this.#control = ctl));
+    if (controllen !== this.#controllen) putU(u, M.controllen, (this.#controllen = controllen));
   }
   /** After recvmsg: msg_controllen now holds what the kernel wrote, not what we last set. */
   invalidateControllen(): void {
@@ -301,17 +310,19 @@ class Engine {
     h.fill(iov, buffers.length, this.#recvCtlPtr, size);
     const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
     keepAlive(buffers, ctl);
-    const controllen = Math.min(readUnsigned(h.view, 0, M.controllen), size);
+    const cw = M.controllen.offset >> 2;
+    const reported = M.controllen.size === 8 ? h.u32[cw]! + h.u32[cw + 1]! * 0x1_0000_0000 : h.u32[cw]!;
+    const controllen = Math.min(reported, size);
     h.invalidateControllen();
     this.#recvCtlDirty = controllen;
-    const msgFlags = h.view.getInt32(M.flags.offset, true);
+    const msgFlags = h.u32[M.flags.offset >> 2]! | 0;
     const last = this.last;
     last.bytesRead = n;
     last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
     last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
 
     // Own every delivered fd before anything can fail.
-    const fds = controllen > 0 ? this.#takeRights(this.#recvCtlView, 0, controllen) : this.#empty;
+    const fds = controllen > 0 ? this.#takeRightsFast(controllen) : this.#empty;
     if (fds.length === 0 && !last.truncated && !(kind === Kind.Message && last.dataTruncated)) {
       if (exact && maxFds !== 0) throw countMismatch(maxFds, 0);
       return fds === this.#empty ? [] : fds;
@@ -330,6 +341,32 @@ class Engine {
       fds.length = maxFds;
     }
     return fds;
+  }
+
+  /**
+   * The common case — exactly one SCM_RIGHTS message filling the control data — read straight from the
+   * engine's own 8-byte-aligned buffer through its Int32Array; anything else takes the general walker.
+   * Both give the same result (the walker's rules: header fits, cmsg_len within bounds, whole fd slots,
+   * negative values skipped).
+   */
+  #takeRightsFast(controllen: number): OwnedFd[] {
+    const c = abi.cmsg;
+    const I = this.#recvCtlI32;
+    if (controllen >= c.headerSize && (c.len.size === 4 || I[(c.len.offset >> 2) + 1] === 0)) {
+      const len = I[c.len.offset >> 2]! >>> 0;
+      const space = c.headerLen + Math.ceil((len - c.headerLen) / c.align) * c.align;
+      if (len >= c.headerLen && len <= controllen && space >= controllen && I[c.level.offset >> 2] === K.SOL_SOCKET && I[c.type.offset >> 2] === K.SCM_RIGHTS) {
+        const first = c.headerLen >> 2;
+        const slots = (len - c.headerLen) >> 2;
+        const out: OwnedFd[] = [];
+        for (let i = 0; i < slots; i++) {
+          const fd = I[first + i]!;
+          if (fd >= 0) out.push(adopt(fd));
+        }
+        return out;
+      }
+    }
+    return this.#takeRights(this.#recvCtlView, 0, controllen);
   }
 
   /** Flattens every SCM_RIGHTS message of fresh kernel output into owned fds, in order. */

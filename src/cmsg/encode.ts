@@ -68,9 +68,11 @@ export function encodeRightsAt0(abi: Abi, bytes: Uint8Array, dv: DataView, i32: 
   const base = c.headerLen >>> 2;
   for (let w = 0; w < base; w++) i32[w] = 0;
   for (let w = base + count, end = space >>> 2; w < end; w++) i32[w] = 0;
-  writeUnsigned(dv, 0, c.len, cmsgLen(abi, payload));
-  writeInt32(dv, 0, c.level, abi.constants.SOL_SOCKET);
-  writeInt32(dv, 0, c.type, abi.constants.SCM_RIGHTS);
+  // Header fields sit at 4-aligned offsets (abi.ts tables); a length below 2^31 needs only its low word
+  // (the high word of glibc's 8-byte cmsg_len was zeroed above).
+  i32[c.len.offset >> 2] = cmsgLen(abi, payload);
+  i32[c.level.offset >> 2] = abi.constants.SOL_SOCKET;
+  i32[c.type.offset >> 2] = abi.constants.SCM_RIGHTS;
   for (let i = 0; i < count; i++) i32[base + i] = fds[i]!;
   return space;
 }
