@@ -140,9 +140,10 @@ describe("faults: the old generation keeps serving", () => {
     expect(new Set(fdsAfter).size).toBe(1);
     for (const fault of faults) {
       expect(windows[fault]!.ok).toBeGreaterThan(0);
-      // kill -9 after adopting: the successor was already accepting from the shared queue, so a
-      // connection it accepted and had not answered yet would be reset (rare: 0 in our runs).
-      if (fault === "kill-after-adopt") expect(windows[fault]!.failed).toBeLessThanOrEqual(3);
+      // kill -9 after adopting, and a hang after adopting (the old side times out and spawn() kills the
+      // successor): the successor was already accepting from the shared queue, so a connection it had
+      // accepted and not answered yet is reset when it dies (rare: 0 natively; 1 seen once under qemu).
+      if (fault === "kill-after-adopt" || fault === "hang") expect(windows[fault]!.failed).toBeLessThanOrEqual(3);
       else if (windows[fault]!.failed !== 0) throw new Error(`${fault}: ${windows[fault]!.failed} failed requests ${JSON.stringify(windows[fault])}`);
     }
     const adoptLoss = windows["kill-after-adopt"]!.failed;
