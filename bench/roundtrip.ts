@@ -25,7 +25,7 @@ import { checkAllocations, BUFFER_TYPES, type AllocReport } from "./alloc-check.
 const QUICK = process.argv.includes("--quick");
 const CFG = QUICK
   ? { rounds: 3, taskMs: 100, cMs: 100, breakdownRounds: 2, breakdownMs: 80, allocIters: 10_000 }
-  : { rounds: 7, taskMs: 450, cMs: 450, breakdownRounds: 5, breakdownMs: 250, allocIters: 10_000 };
+  : { rounds: 301, taskMs: 4, cMs: 4, breakdownRounds: 151, breakdownMs: 4, allocIters: 10_000 };
 const MAX = abi.maxFdsPerSend; // 253 on Linux glibc, 252 on musl (sendmsg control-data cap)
 const GROUPS = [1, 16, MAX] as const;
 /** Round trips per tinybench sample: amortises the timer (~30-40 ns per performance.now() here). */
@@ -187,7 +187,7 @@ function jsUnit(group: string, name: string, op: Op, batch: number): Unit {
         time: ms,
         iterations: 8,
         warmup: true,
-        warmupTime: round === 0 ? Math.min(200, ms) : Math.min(40, ms),
+        warmupTime: round === 0 ? 200 : 0,
         warmupIterations: 4,
         throws: true,
       });
@@ -227,7 +227,7 @@ function cUnit(group: string, exe: string, n: number): Unit {
     group,
     name: "C (gcc -O2)",
     run(_round, ms) {
-      const r = Bun.spawnSync([exe, String(n), String(Math.max(20, ms / 3)), "3"], { stdout: "pipe", stderr: "pipe" });
+      const r = Bun.spawnSync([exe, String(n), String(Math.max(2, ms / 3)), "3"], { stdout: "pipe", stderr: "pipe" });
       if (r.exitCode !== 0) throw new Error(`C baseline failed: ${r.stderr.toString()}`);
       const xs = r.stdout.toString().trim().split("\n").map((l) => Number(l.split(" ")[1]));
       return median(xs);
@@ -235,14 +235,19 @@ function cUnit(group: string, exe: string, n: number): Unit {
   };
 }
 
-/** Runs `units` for `rounds` rounds, rotating the start each round. Returns per-unit per-round ns. */
-function runRounds(units: readonly Unit[], rounds: number, ms: number, label: string): Map<Unit, number[]> {
-  const out = new Map<Unit, number[]>(units.map((u) => [u, []]));
+/**
+ * Runs every set of units for `rounds` rounds: in each round the sets run one after another and the
+ * units of a set back to back, their order rotated every round. Returns per-unit per-round ns.
+ */
+function runRounds(sets: readonly (readonly Unit[])[], rounds: number, ms: number, label: string): Map<Unit, number[]> {
+  const out = new Map<Unit, number[]>(sets.flat().map((u) => [u, []]));
   for (let r = 0; r < rounds; r++) {
     const t = performance.now();
-    for (let k = 0; k < units.length; k++) {
-      const u = units[(k + r) % units.length]!;
-      out.get(u)!.push(u.run(r, ms));
+    for (const units of sets) {
+      for (let k = 0; k < units.length; k++) {
+        const u = units[(k + r) % units.length]!;
+        out.get(u)!.push(u.run(r, ms));
+      }
     }
     process.stderr.write(`  ${label} round ${r + 1}/${rounds} (${((performance.now() - t) / 1000).toFixed(1)} s)\n`);
   }
@@ -296,8 +301,10 @@ const groups: Group[] = GROUPS.map((n) => {
     c: "exe" in c ? cUnit(g, c.exe, n) : undefined,
   };
 });
-const units = groups.flatMap((g) => [g.pub, g.alloc, g.raw, g.c].filter((u): u is Unit => u !== undefined));
-const results = runRounds(units, CFG.rounds, CFG.taskMs, "main");
+// Each group's variants run back to back in every round (order rotated), so a paired ratio compares
+// measurements taken within a second of each other: on a shared VM the speed drifts over seconds.
+const groupUnits = groups.map((g) => [g.pub, g.alloc, g.raw, g.c].filter((u): u is Unit => u !== undefined));
+const results = runRounds(groupUnits, CFG.rounds, CFG.taskMs, "main");
 
 const rows: string[][] = [];
 for (const g of groups) {
@@ -339,7 +346,7 @@ const bRc = jsUnit("per fd", "libc close(bad fd) via FFI", rawCloseBad, 256);
 const bOc = jsUnit("per fd", "adopt(bad fd).close() (OwnedFd)", ownedCloseBad, 256);
 const bFr = jsUnit("per fd", "FinalizationRegistry register+unregister", registerUnregister, 256);
 const bUnits = [bRaw, bPub, bPs, bPr, bRc, bOc, bFr];
-const bRes = runRounds(bUnits, CFG.breakdownRounds, CFG.breakdownMs, "breakdown");
+const bRes = runRounds([bUnits.slice(0, 4), bUnits.slice(4)], CFG.breakdownRounds, CFG.breakdownMs, "breakdown");
 const bm = (u: Unit) => median(bRes.get(u)!);
 /** Overhead vs a baseline from the paired per-round ratio (robust to drift between rounds): (ratio − 1) × baseline median. */
 const d = (u: Unit, base: Unit) => {

@@ -18,9 +18,9 @@ import { ptr, type Pointer } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";
 import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
-import { encodeRightsAt0 } from "./cmsg/encode.ts";
-import { bufferSizeForRights, receiveControlSize } from "./cmsg/sizes.ts";
+import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
+import { MsgBlock } from "./msg-block.ts";
 import { adopt, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
@@ -32,7 +32,24 @@ const M = abi.msghdr;
 const IOV = abi.iovec;
 const SEND_FLAGS = abi.sigpipe === "msg_nosignal" ? K.MSG_NOSIGNAL : 0;
 const NOSIGPIPE_OPTION = abi.sigpipe === "so_nosigpipe";
-const RECV_FLAGS = abi.cloexec === "msg_cmsg_cloexec" ? K.MSG_CMSG_CLOEXEC : 0;
+const NATIVE_CLOEXEC = abi.cloexec === "msg_cmsg_cloexec";
+const CTRUNC_OR_TRUNC = K.MSG_CTRUNC | K.MSG_TRUNC;
+// Word indexes into the receive msghdr and control buffer (every field sits at a 4-aligned offset on
+// every supported ABI; abi.ts tables). Hoisted so the receive path reads plain numbers.
+const CONTROLLEN_W = M.controllen.offset >> 2;
+const CONTROLLEN_WIDE = M.controllen.size === 8;
+const FLAGS_W = M.flags.offset >> 2;
+const CMSG_LEN_W = abi.cmsg.len.offset >> 2;
+const CMSG_LEN_WIDE = abi.cmsg.len.size === 8;
+const CMSG_LEVEL_W = abi.cmsg.level.offset >> 2;
+const CMSG_TYPE_W = abi.cmsg.type.offset >> 2;
+const CMSG_HEADER_LEN = abi.cmsg.headerLen;
+const CMSG_HEADER_SIZE = abi.cmsg.headerSize;
+const CMSG_DATA_W = abi.cmsg.headerLen >> 2;
+const CMSG_ALIGN_MASK = abi.cmsg.align - 1;
+/** maxFds up to this use the precomputed control size (-1 where the budget follows RLIMIT_NOFILE). */
+const FIXED_BUDGET = abi.fdBudget.kind === "fixed" ? abi.fdBudget.fds : -1;
+const RECV_FLAGS = NATIVE_CLOEXEC ? K.MSG_CMSG_CLOEXEC : 0;
 
 /** Socket kinds as the receive pipeline sees them: streams ignore MSG_TRUNC, message sockets reject it. */
 export const enum Kind {
@@ -167,23 +184,25 @@ export interface RecvOutcome {
 /** One per thread: the preallocated buffers of every send and receive. */
 class Engine {
   // ---- send side ----
+  /** The scalar send path's msghdr + iovec + control region; its control region also serves send(). */
+  readonly #sendBlock = new MsgBlock(bufferSizeForRights(abi, abi.maxFdsPerSend));
   readonly #sendHdr = new Header();
   readonly #sendIov = new IovecArray(4);
-  readonly #sendCtl = new Uint8Array(bufferSizeForRights(abi, abi.maxFdsPerSend));
-  readonly #sendCtlView = new DataView(this.#sendCtl.buffer);
-  readonly #sendCtlPtr = ptr(this.#sendCtl);
-  readonly #sendCtlI32 = new Int32Array(this.#sendCtl.buffer);
-  readonly #fdScratch = new Int32Array(abi.maxFdsPerSend);
+  /** The fd count the SCM_RIGHTS header in the send control region currently describes, and its CMSG_SPACE. */
+  #stagedCount = -1;
+  #stagedSpace = 0;
 
   // ---- receive side ----
+  /** The scalar receive path's msghdr + iovec + control region (sized for the fixed budget). */
+  readonly #recvBlock = new MsgBlock(FIXED_BUDGET >= 0 ? receiveControlSize(abi, 0, FIXED_BUDGET) : 8);
+  /** Bytes of the block's control region the kernel may have written since it was last zeroed. */
+  #blockDirty = 0;
   readonly #recvHdr = new Header();
   readonly #recvIov = new IovecArray(4);
   #recvCtl: Uint8Array;
   #recvCtlView: DataView;
   #recvCtlI32: Int32Array;
   #recvCtlPtr: number;
-  readonly #cursor = new CmsgCursor(abi);
-  readonly #empty: OwnedFd[] = [];
   /** Bytes of the receive control buffer the kernel may have written since it was last zeroed. */
   #recvCtlDirty = 0;
   /** receiveControlSize for maxFds <= a fixed budget: the same for every call. */
@@ -194,6 +213,7 @@ class Engine {
   readonly last: RecvOutcome = { bytesRead: 0, truncated: false, dataTruncated: false };
 
   constructor() {
+    this.#recvBlock.setControl(this.#recvBlock.controlSize);
     this.#recvCtl = new Uint8Array(receiveControlSize(abi, 0, abi.fdBudget.kind === "fixed" ? abi.fdBudget.fds : abi.fdBudget.floor));
     this.#recvCtlView = new DataView(this.#recvCtl.buffer);
     this.#recvCtlI32 = new Int32Array(this.#recvCtl.buffer);
@@ -204,13 +224,32 @@ class Engine {
   // Sending
   // ------------------------------------------------------------------------------------------------
 
-  /** Resolves fds to numbers (throws for a closed OwnedFd or a non-fd) and checks the per-message limit. */
-  #stageFds(fds: readonly FdLike[]): number {
+  /**
+   * Writes one SCM_RIGHTS message for `fds` at offset 0 of the send control buffer and returns its
+   * CMSG_SPACE. The fd numbers are resolved straight into their slots (throws for a closed OwnedFd or a
+   * non-fd, before any syscall); the header and the tail padding are rewritten only when the count
+   * changes — every other byte of the message is one of the slots just written.
+   */
+  #stageRights(fds: readonly FdLike[]): number {
     const n = fds.length;
     if (n > abi.maxFdsPerSend) throw tooManyFds(n);
-    const s = this.#fdScratch;
-    for (let i = 0; i < n; i++) s[i] = fdAt(fds, i, "fds");
-    return n;
+    const blk = this.#sendBlock;
+    const I = blk.i32;
+    const at = blk.controlWord;
+    const first = at + CMSG_DATA_W;
+    for (let i = 0; i < n; i++) I[first + i] = fdAt(fds, i, "fds");
+    if (n !== this.#stagedCount) {
+      const space = cmsgSpace(abi, n * 4);
+      // The header words other than len/level/type (glibc's high half of cmsg_len, musl's pad) were
+      // zeroed at construction and are never written.
+      I[at + CMSG_LEN_W] = cmsgLen(abi, n * 4);
+      I[at + CMSG_LEVEL_W] = K.SOL_SOCKET;
+      I[at + CMSG_TYPE_W] = K.SCM_RIGHTS;
+      for (let w = first + n, end = at + (space >> 2); w < end; w++) I[w] = 0;
+      this.#stagedCount = n;
+      this.#stagedSpace = space;
+    }
+    return this.#stagedSpace;
   }
 
   /**
@@ -222,18 +261,30 @@ class Engine {
     const nb = buffers.length;
     iov.ensure(nb);
     for (let i = 0; i < nb; i++) iov.set(i, buffers[i]!);
-    let ctlLen = 0;
-    if (fds !== null) {
-      const n = this.#stageFds(fds);
-      ctlLen = encodeRightsAt0(abi, this.#sendCtl, this.#sendCtlView, this.#sendCtlI32, this.#fdScratch, n);
-    }
-    return this.#sendmsg(sock, nb, this.#sendCtlPtr, ctlLen, extraFlags, buffers);
+    const ctlLen = fds !== null ? this.#stageRights(fds) : 0;
+    const r = this.#sendmsg(sock, nb, this.#sendBlock.address + this.#sendBlock.controlOffset, ctlLen, extraFlags);
+    keepAlive(buffers);
+    return r;
   }
 
-  /** sendmsg of a byte range with no control data (the tail of sendFdsAll). */
+  /** send() of a single buffer (the scalar methods), entirely in the send block. */
+  sendOne(sock: number, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
+    const blk = this.#sendBlock;
+    blk.setBuffer(data);
+    blk.setControl(fds !== null ? this.#stageRights(fds) : 0);
+    const r = this.#sendmsgAt(sock, blk.address, extraFlags);
+    keepAlive(data);
+    return r;
+  }
+
+  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll). */
   sendRange(sock: number, data: Uint8Array, start: number, extraFlags: number): number {
-    this.#sendIov.set(0, data, start, data.byteLength);
-    return this.#sendmsg(sock, 1, 0, 0, extraFlags, data);
+    const blk = this.#sendBlock;
+    blk.setRange(data, start);
+    blk.setControl(0);
+    const r = this.#sendmsgAt(sock, blk.address, extraFlags);
+    keepAlive(data);
+    return r;
   }
 
   /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). */
@@ -242,24 +293,29 @@ class Engine {
     iov.ensure(buffers.length);
     for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
     const address = control !== null && controlLen > 0 ? ptr(control) : 0;
-    return this.#sendmsg(sock, buffers.length, address, controlLen, extraFlags, buffers, control);
+    const r = this.#sendmsg(sock, buffers.length, address, controlLen, extraFlags);
+    keepAlive(buffers, control);
+    return r;
   }
 
-  #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number, keep: unknown, keep2?: Uint8Array | null): number {
+  /** sendmsg through the general header (caller iovec list). */
+  #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number): number {
+    const h = this.#sendHdr;
+    h.fill(this.#sendIov, iovlen, control, controllen);
+    return this.#sendmsgAt(sock, h.address, extraFlags);
+  }
+
+  /** sendmsg(2) of a prepared msghdr, EINTR retried; errno is read right after the failing call. */
+  #sendmsgAt(sock: number, header: Pointer, extraFlags: number): number {
     if (NOSIGPIPE_OPTION && !this.#nosigpipeDone.has(sock)) {
       // Apple: no MSG_NOSIGNAL. The option sticks to the socket; set it before its first send.
       setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
       this.#nosigpipeDone.add(sock);
     }
-    const h = this.#sendHdr;
-    h.fill(this.#sendIov, iovlen, control, controllen);
     const flags = SEND_FLAGS | extraFlags;
     for (;;) {
-      const r = libcSendmsg(sock, h.address, flags) as number;
-      if (r >= 0) {
-        keepAlive(keep, keep2);
-        return r;
-      }
+      const r = libcSendmsg(sock, header, flags) as number;
+      if (r >= 0) return r;
       const e = errno();
       if (e !== EINTR) throw new SystemError("sendmsg", e);
     }
@@ -274,8 +330,7 @@ class Engine {
   // Receiving
   // ------------------------------------------------------------------------------------------------
 
-  #ensureRecvControl(size: number): void {
-    if (this.#recvCtl.byteLength >= size) return;
+  #growRecvControl(size: number): void {
     this.#recvCtlDirty = 0; // a fresh buffer is zero
     this.#recvCtl = new Uint8Array(size);
     this.#recvCtlView = new DataView(this.#recvCtl.buffer);
@@ -285,13 +340,64 @@ class Engine {
 
   /**
    * The high-level receive pipeline (crate spec §4.1). Returns the kept fds (at most maxFds, or exactly
-   * maxFds when `exact`); closes everything else before returning or throwing.
+   * maxFds when `exact`); closes everything else before returning or throwing. `bytesRead` holds the
+   * payload length afterwards.
    */
   receiveFds(sock: number, buffers: readonly Uint8Array[], maxFds: number, exact: boolean, kind: Kind, extraFlags: number): OwnedFd[] {
-    const b = abi.fdBudget;
-    const size = b.kind === "fixed" && maxFds <= b.fds ? this.#fixedControlSize : receiveControlSize(abi, maxFds, receiveBudget());
-    this.#ensureRecvControl(size);
-    const ctl = this.#recvCtl;
+    const iov = this.#recvIov;
+    const nb = buffers.length;
+    iov.ensure(nb);
+    for (let i = 0; i < nb; i++) iov.set(i, buffers[i]!);
+    const fds = this.#receive(sock, nb, maxFds, exact, kind, extraFlags);
+    keepAlive(buffers);
+    return fds;
+  }
+
+  /** receiveFds() into a single buffer (the scalar methods), entirely in the receive block. */
+  receiveOne(sock: number, buffer: Uint8Array, maxFds: number, exact: boolean, kind: Kind, extraFlags: number): OwnedFd[] {
+    if (maxFds > FIXED_BUDGET) {
+      // darwin (budget follows RLIMIT_NOFILE) or more fds than the fixed budget: the general path
+      oneBuffer[0] = buffer;
+      try {
+        return this.receiveFds(sock, oneBuffer, maxFds, exact, kind, extraFlags);
+      } finally {
+        oneBuffer[0] = EMPTY;
+      }
+    }
+    const blk = this.#recvBlock;
+    const I = blk.i32;
+    const at = blk.controlWord;
+    // The region is all zeros before every recvmsg (see #receive).
+    const dirty = this.#blockDirty;
+    if (dirty > 0) {
+      for (let w = at, end = at + ((dirty + 3) >>> 2); w < end; w++) I[w] = 0;
+      this.#blockDirty = 0;
+    }
+    blk.setBuffer(buffer);
+    const size = blk.controlSize;
+    I[CONTROLLEN_W] = size; // the kernel rewrote it; glibc's high word / musl's pad stays 0
+    const n = recvmsg(sock, blk.address, RECV_FLAGS | extraFlags);
+    keepAlive(buffer);
+    const reported = I[CONTROLLEN_W]! >>> 0;
+    const controllen = CONTROLLEN_WIDE && I[CONTROLLEN_W + 1] !== 0 ? size : reported < size ? reported : size;
+    this.#blockDirty = controllen;
+    const msgFlags = I[FLAGS_W]!;
+    this.bytesRead = n;
+    // Own every delivered fd before anything can fail.
+    const fds = controllen > 0 ? takeRights(I, at, controllen, blk.controlView) : [];
+    const count = fds.length;
+    if (NATIVE_CLOEXEC && (msgFlags & (kind === Kind.Message ? CTRUNC_OR_TRUNC : K.MSG_CTRUNC)) === 0 && (exact ? count === maxFds : count <= maxFds)) {
+      return fds;
+    }
+    return settleFds(fds, msgFlags, maxFds, exact, kind);
+  }
+
+  /** Payload bytes of the last receiveFds/receiveOne (read it before the next receive). */
+  bytesRead = 0;
+
+  /** One recvmsg into the iovecs already set, then the pipeline. */
+  #receive(sock: number, iovlen: number, maxFds: number, exact: boolean, kind: Kind, extraFlags: number): OwnedFd[] {
+    const size = maxFds <= FIXED_BUDGET ? this.#fixedControlSize : this.#controlSizeFor(maxFds);
     // The buffer is all zeros before every recvmsg: the kernel writes only the first msg_controllen
     // bytes, so re-zeroing what the previous receive reported keeps the whole buffer zero.
     const dirty = this.#recvCtlDirty;
@@ -300,88 +406,32 @@ class Engine {
         // a typical receive (a few fds) dirties a few words: plain stores beat TypedArray.fill
         const w = this.#recvCtlI32;
         for (let i = 0, end = (dirty + 3) >>> 2; i < end; i++) w[i] = 0;
-      } else ctl.fill(0, 0, dirty);
+      } else this.#recvCtl.fill(0, 0, dirty);
       this.#recvCtlDirty = 0;
     }
-    const iov = this.#recvIov;
-    iov.ensure(buffers.length);
-    for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
     const h = this.#recvHdr;
-    h.fill(iov, buffers.length, this.#recvCtlPtr, size);
+    h.fill(this.#recvIov, iovlen, this.#recvCtlPtr, size);
     const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
-    keepAlive(buffers, ctl);
-    const cw = M.controllen.offset >> 2;
-    const reported = M.controllen.size === 8 ? h.u32[cw]! + h.u32[cw + 1]! * 0x1_0000_0000 : h.u32[cw]!;
-    const controllen = Math.min(reported, size);
+    keepAlive(this.#recvCtl);
+    const u = h.u32;
+    const controllen = CONTROLLEN_WIDE && u[CONTROLLEN_W + 1] !== 0 ? size : Math.min(u[CONTROLLEN_W]!, size);
     h.invalidateControllen();
     this.#recvCtlDirty = controllen;
-    const msgFlags = h.u32[M.flags.offset >> 2]! | 0;
-    const last = this.last;
-    last.bytesRead = n;
-    last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
-    last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
-
+    const msgFlags = u[FLAGS_W]! | 0;
+    this.bytesRead = n;
     // Own every delivered fd before anything can fail.
-    const fds = controllen > 0 ? this.#takeRightsFast(controllen) : this.#empty;
-    if (fds.length === 0 && !last.truncated && !(kind === Kind.Message && last.dataTruncated)) {
-      if (exact && maxFds !== 0) throw countMismatch(maxFds, 0);
-      return fds === this.#empty ? [] : fds;
+    const fds = controllen > 0 ? takeRights(this.#recvCtlI32, 0, controllen, this.#recvCtlView) : [];
+    const count = fds.length;
+    if (NATIVE_CLOEXEC && (msgFlags & (kind === Kind.Message ? CTRUNC_OR_TRUNC : K.MSG_CTRUNC)) === 0 && (exact ? count === maxFds : count <= maxFds)) {
+      return fds;
     }
-    try {
-      finishCloexec(fds);
-      if (last.truncated) throw new UnixAncillaryError("ERR_UA_ANCILLARY_TRUNCATED", MESSAGES.ancillaryTruncated);
-      if (kind === Kind.Message && last.dataTruncated) throw new UnixAncillaryError("ERR_UA_DATAGRAM_TRUNCATED", MESSAGES.datagramTruncated);
-      if (exact && fds.length !== maxFds) throw countMismatch(maxFds, fds.length);
-    } catch (e) {
-      closeAll(fds);
-      throw e;
-    }
-    if (fds.length > maxFds) {
-      for (let i = maxFds; i < fds.length; i++) fds[i]!.close();
-      fds.length = maxFds;
-    }
-    return fds;
+    return settleFds(fds, msgFlags, maxFds, exact, kind);
   }
 
-  /**
-   * The common case — exactly one SCM_RIGHTS message filling the control data — read straight from the
-   * engine's own 8-byte-aligned buffer through its Int32Array; anything else takes the general walker.
-   * Both give the same result (the walker's rules: header fits, cmsg_len within bounds, whole fd slots,
-   * negative values skipped).
-   */
-  #takeRightsFast(controllen: number): OwnedFd[] {
-    const c = abi.cmsg;
-    const I = this.#recvCtlI32;
-    if (controllen >= c.headerSize && (c.len.size === 4 || I[(c.len.offset >> 2) + 1] === 0)) {
-      const len = I[c.len.offset >> 2]! >>> 0;
-      const space = c.headerLen + Math.ceil((len - c.headerLen) / c.align) * c.align;
-      if (len >= c.headerLen && len <= controllen && space >= controllen && I[c.level.offset >> 2] === K.SOL_SOCKET && I[c.type.offset >> 2] === K.SCM_RIGHTS) {
-        const first = c.headerLen >> 2;
-        const slots = (len - c.headerLen) >> 2;
-        const out: OwnedFd[] = [];
-        for (let i = 0; i < slots; i++) {
-          const fd = I[first + i]!;
-          if (fd >= 0) out.push(adopt(fd));
-        }
-        return out;
-      }
-    }
-    return this.#takeRights(this.#recvCtlView, 0, controllen);
-  }
-
-  /** Flattens every SCM_RIGHTS message of fresh kernel output into owned fds, in order. */
-  #takeRights(view: DataView, start: number, length: number): OwnedFd[] {
-    const out: OwnedFd[] = [];
-    const c = this.#cursor.reset(view, start, length);
-    while (c.next()) {
-      if (!c.isRights()) continue;
-      const slots = c.fdSlots;
-      for (let i = 0; i < slots; i++) {
-        const fd = c.fdAt(i);
-        if (fd >= 0) out.push(adopt(fd));
-      }
-    }
-    return out;
+  #controlSizeFor(maxFds: number): number {
+    const size = receiveControlSize(abi, maxFds, receiveBudget());
+    if (this.#recvCtl.byteLength < size) this.#growRecvControl(size);
+    return size;
   }
 
   /**
@@ -417,6 +467,78 @@ function recvmsg(sock: number, header: Pointer, flags: number): number {
     const e = errno();
     if (e !== EINTR) throw new SystemError("recvmsg", e);
   }
+}
+
+/**
+ * Owns the fds of fresh kernel output in a control region starting at word `at` of `I` (`view` covers
+ * the same region from its byte 0). The common case — exactly one SCM_RIGHTS message filling the
+ * control data — is read straight through the Int32Array; anything else takes the general walker.
+ * Both apply the walker's rules (header fits, cmsg_len within bounds, whole fd slots, negative values
+ * skipped).
+ */
+function takeRights(I: Int32Array, at: number, controllen: number, view: DataView): OwnedFd[] {
+  if (controllen >= CMSG_HEADER_SIZE && (!CMSG_LEN_WIDE || I[at + CMSG_LEN_W + 1] === 0)) {
+    const len = I[at + CMSG_LEN_W]!;
+    // len <= controllen keeps it far below 2^31, so the alignment arithmetic stays in int32
+    if (len >= CMSG_HEADER_LEN && len <= controllen && ((len + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK) >= controllen && I[at + CMSG_LEVEL_W] === K.SOL_SOCKET && I[at + CMSG_TYPE_W] === K.SCM_RIGHTS) {
+      const first = at + CMSG_DATA_W;
+      const slots = (len - CMSG_HEADER_LEN) >> 2;
+      if (slots === 1) {
+        const fd = I[first]!;
+        return fd >= 0 ? [adopt(fd)] : [];
+      }
+      const out: OwnedFd[] = [];
+      for (let i = 0; i < slots; i++) {
+        const fd = I[first + i]!;
+        if (fd >= 0) out.push(adopt(fd));
+      }
+      return out;
+    }
+  }
+  return walkRights(view, controllen);
+}
+
+const cursor = new CmsgCursor(abi);
+
+/** Flattens every SCM_RIGHTS message of fresh kernel output into owned fds, in order. */
+function walkRights(view: DataView, length: number): OwnedFd[] {
+  const out: OwnedFd[] = [];
+  const c = cursor.reset(view, 0, length);
+  while (c.next()) {
+    if (!c.isRights()) continue;
+    const slots = c.fdSlots;
+    for (let i = 0; i < slots; i++) {
+      const fd = c.fdAt(i);
+      if (fd >= 0) out.push(adopt(fd));
+    }
+  }
+  return out;
+}
+
+const EMPTY = new Uint8Array(0);
+/** Reused one-element buffer list for receiveOne's general fallback. */
+const oneBuffer: Uint8Array[] = [EMPTY];
+
+/**
+ * The receive pipeline's checks once every fd is owned (the uncommon outcomes): CLOEXEC fallback,
+ * MSG_CTRUNC, datagram MSG_TRUNC, exact count; then surplus fds beyond maxFds are closed. On any
+ * failure every fd is closed before the error is thrown.
+ */
+function settleFds(fds: OwnedFd[], msgFlags: number, maxFds: number, exact: boolean, kind: Kind): OwnedFd[] {
+  try {
+    finishCloexec(fds);
+    if ((msgFlags & K.MSG_CTRUNC) !== 0) throw new UnixAncillaryError("ERR_UA_ANCILLARY_TRUNCATED", MESSAGES.ancillaryTruncated);
+    if (kind === Kind.Message && (msgFlags & K.MSG_TRUNC) !== 0) throw new UnixAncillaryError("ERR_UA_DATAGRAM_TRUNCATED", MESSAGES.datagramTruncated);
+    if (exact && fds.length !== maxFds) throw countMismatch(maxFds, fds.length);
+  } catch (e) {
+    closeAll(fds);
+    throw e;
+  }
+  if (fds.length > maxFds) {
+    for (let i = maxFds; i < fds.length; i++) fds[i]!.close();
+    fds.length = maxFds;
+  }
+  return fds;
 }
 
 function countMismatch(n: number, observed: number): UnixAncillaryError {

@@ -55,14 +55,46 @@ export function fdOf(x: FdLike, name = "fd"): number {
   throw invalidArgType(name, "an integer fd, an OwnedFd or an object with a numeric fd property", describe(x));
 }
 
-const pending: OwnedFd[] = [];
-let flushQueued = false;
-const PENDING_LIMIT = 1024;
+/**
+ * OwnedFds not yet registered with the leak net, as a stack: the constructor pushes, a close() of the
+ * top pops (with every closed object right below it), a microtask or a full stack registers the rest.
+ * Fixed-size storage (resetting an array's length frees it and the next push reallocates, which cost
+ * more than the registry did in the hot loop); all state on one object, read through inline caches.
+ */
+class PendingStack {
+  readonly items: (OwnedFd | undefined)[] = new Array<OwnedFd | undefined>(256).fill(undefined);
+  count = 0;
+  queued = false;
+}
+const pending = new PendingStack();
+const PENDING_LIMIT = 256;
+
+function flushFromMicrotask(): void {
+  pending.queued = false;
+  flushPending();
+}
 
 function flushPending(): void {
-  flushQueued = false;
-  for (let i = 0; i < pending.length; i++) pending[i]!._enroll();
-  pending.length = 0;
+  const items = pending.items;
+  const n = pending.count;
+  pending.count = 0;
+  for (let i = 0; i < n; i++) {
+    const o = items[i]!;
+    items[i] = undefined;
+    o._enroll();
+  }
+}
+
+function enqueue(o: OwnedFd): void {
+  const p = pending;
+  const n = p.count;
+  p.items[n] = o;
+  p.count = n + 1;
+  if (n + 1 === PENDING_LIMIT) flushPending();
+  else if (!p.queued) {
+    p.queued = true;
+    queueMicrotask(flushFromMicrotask);
+  }
 }
 
 export class OwnedFd implements Disposable {
@@ -73,12 +105,7 @@ export class OwnedFd implements Disposable {
   constructor(fd: number, token: typeof INTERNAL) {
     if (token !== INTERNAL) throw new TypeError("Illegal constructor: use OwnedFd.from(fd)");
     this.#fd = fd;
-    pending.push(this);
-    if (pending.length >= PENDING_LIMIT) flushPending();
-    else if (!flushQueued) {
-      flushQueued = true;
-      queueMicrotask(flushPending);
-    }
+    enqueue(this);
   }
 
   /** @internal Puts a still-open fd under the leak net. */
@@ -110,7 +137,7 @@ export class OwnedFd implements Disposable {
     const fd = this.#fd;
     if (fd < 0) return;
     this.#fd = -1;
-    if (this.#enrolled) leakNet.unregister(this);
+    this.#disown();
     closeFd(fd);
   }
 
@@ -118,8 +145,27 @@ export class OwnedFd implements Disposable {
   release(): number {
     const fd = this.fd;
     this.#fd = -1;
-    if (this.#enrolled) leakNet.unregister(this);
+    this.#disown();
     return fd;
+  }
+
+  /**
+   * Takes a just-closed object off the leak net: unregisters it, or, while it is still waiting for
+   * registration at the top of the pending stack, pops it and every closed object below it — so the
+   * receive-use-close pattern leaves nothing for the flush to visit and holds nothing alive.
+   */
+  #disown(): void {
+    if (this.#enrolled) {
+      leakNet.unregister(this);
+      return;
+    }
+    const p = pending;
+    const items = p.items;
+    let top = p.count;
+    if (top === 0 || items[top - 1] !== this) return;
+    do items[--top] = undefined;
+    while (top > 0 && items[top - 1]!.#fd < 0);
+    p.count = top;
   }
 
   /** A new OwnedFd for the same open file description (F_DUPFD_CLOEXEC). */

@@ -70,10 +70,11 @@ export function checkMaxFds(n: unknown, name = "maxFds"): number {
 
 /** Result of the allocating receives: the payload and the fds, disposable as a unit. */
 export class ReceivedFds implements Disposable {
+  // `declare`: plain constructor stores, no class-field initializer on the receive hot path.
   /** Payload bytes actually received. */
-  readonly data: Uint8Array;
+  declare readonly data: Uint8Array;
   /** The received fds, owned by the caller. */
-  readonly fds: OwnedFd[];
+  declare readonly fds: OwnedFd[];
   constructor(data: Uint8Array, fds: OwnedFd[]) {
     this.data = data;
     this.fds = fds;
@@ -86,8 +87,8 @@ export class ReceivedFds implements Disposable {
 
 /** Result of the bring-your-own-buffer receives: bytes written into the caller's buffer(s) and the fds. */
 export class ReceivedInto implements Disposable {
-  readonly bytesRead: number;
-  readonly fds: OwnedFd[];
+  declare readonly bytesRead: number;
+  declare readonly fds: OwnedFd[];
   constructor(bytesRead: number, fds: OwnedFd[]) {
     this.bytesRead = bytesRead;
     this.fds = fds;
@@ -141,6 +142,8 @@ function requireSeqpacket(): void {
 /** Behaviour shared by every connected Unix socket. */
 export abstract class UnixSocket implements Disposable {
   #owned: OwnedFd;
+  /** #owned's number while open, -1 once closed or moved out: the hot paths read this one field. */
+  #fd: number;
   #recvQueue: OpQueue | null = null;
   #sendQueue: OpQueue | null = null;
   protected abstract readonly kind: Kind;
@@ -148,6 +151,7 @@ export abstract class UnixSocket implements Disposable {
 
   protected constructor(owned: OwnedFd) {
     this.#owned = owned;
+    this.#fd = owned.fd;
   }
 
   protected get recvQueue(): OpQueue {
@@ -160,18 +164,20 @@ export abstract class UnixSocket implements Disposable {
 
   /** The socket's fd number (borrowed: the socket still owns it). Throws once closed. */
   get fd(): number {
-    if (this.#owned.closed) throw closedError(this.label);
-    return this.#owned.fd;
+    const fd = this.#fd;
+    if (fd < 0) throw closedError(this.label);
+    return fd;
   }
 
   get closed(): boolean {
-    return this.#owned.closed;
+    return this.#fd < 0;
   }
 
   /** Closes the socket. Idempotent. */
   close(): void {
-    if (this.#owned.closed) return;
-    const fd = this.#owned.fd;
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
     this.onClose(fd);
     engine.forget(fd);
     this.#owned.close();
@@ -189,6 +195,7 @@ export abstract class UnixSocket implements Disposable {
   /** Gives up the socket: returns its OwnedFd (the caller owns it) and leaves this object closed. */
   intoFd(): OwnedFd {
     const fd = this.fd;
+    this.#fd = -1;
     this.onClose(fd);
     engine.forget(fd);
     const moved = adopt(this.#owned.release());
@@ -221,12 +228,7 @@ export abstract class UnixSocket implements Disposable {
     const sock = this.fd;
     this.checkPayload(bytes.byteLength, list.length);
     if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
-    oneBuffer[0] = bytes;
-    try {
-      return engine.send(sock, oneBuffer, list, 0);
-    } finally {
-      oneBuffer[0] = EMPTY;
-    }
+    return engine.sendOne(sock, bytes, list, 0);
   }
 
   /** One sendmsg gathering `buffers` in order, with `fds` attached. No "all" variant: finish a partial send yourself without resending fds. */
@@ -273,6 +275,10 @@ export abstract class UnixSocket implements Disposable {
     return engine.receiveFds(this.fd, buffers, maxFds, exact, this.kind, extraFlags);
   }
 
+  protected receiveOne(maxFds: number, exact: boolean, buffer: Uint8Array, extraFlags: number): OwnedFd[] {
+    return engine.receiveOne(this.fd, buffer, maxFds, exact, this.kind, extraFlags);
+  }
+
   /**
    * Receives up to `maxFds` fds and the payload of one recvmsg (data copied out of an internal buffer
    * of 4096 bytes for streams, 65536 otherwise). Surplus fds are closed. Stream EOF returns 0 bytes.
@@ -280,50 +286,30 @@ export abstract class UnixSocket implements Disposable {
   recvFdsSync(maxFds: number, opts?: RecvOptions): ReceivedFds {
     checkMaxFds(maxFds);
     const scratch = this.#scratch(opts);
-    oneBuffer[0] = scratch;
-    try {
-      const fds = this.receive(maxFds, false, oneBuffer, 0);
-      return new ReceivedFds(scratch.slice(0, engine.last.bytesRead), fds);
-    } finally {
-      oneBuffer[0] = EMPTY;
-    }
+    const fds = this.receiveOne(maxFds, false, scratch, 0);
+    return new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
   }
 
   /** Like recvFdsSync but requires exactly `n` fds in this one receive; otherwise closes them all and throws ERR_UA_FD_COUNT_MISMATCH. */
   recvFdsExactSync(n: number, opts?: RecvOptions): ReceivedFds {
     checkMaxFds(n, "n");
     const scratch = this.#scratch(opts);
-    oneBuffer[0] = scratch;
-    try {
-      const fds = this.receive(n, true, oneBuffer, 0);
-      return new ReceivedFds(scratch.slice(0, engine.last.bytesRead), fds);
-    } finally {
-      oneBuffer[0] = EMPTY;
-    }
+    const fds = this.receiveOne(n, true, scratch, 0);
+    return new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
   }
 
   /** Receives into your buffer: `{ bytesRead, fds }` with at most `maxFds` fds. */
   recvFdsIntoSync(maxFds: number, buffer: ArrayBufferView | ArrayBuffer): ReceivedInto {
     checkMaxFds(maxFds);
-    oneBuffer[0] = toWritable(buffer);
-    try {
-      const fds = this.receive(maxFds, false, oneBuffer, 0);
-      return new ReceivedInto(engine.last.bytesRead, fds);
-    } finally {
-      oneBuffer[0] = EMPTY;
-    }
+    const fds = this.receiveOne(maxFds, false, toWritable(buffer), 0);
+    return new ReceivedInto(engine.bytesRead, fds);
   }
 
   /** Exact-count receive into your buffer. */
   recvFdsExactIntoSync(n: number, buffer: ArrayBufferView | ArrayBuffer): ReceivedInto {
     checkMaxFds(n, "n");
-    oneBuffer[0] = toWritable(buffer);
-    try {
-      const fds = this.receive(n, true, oneBuffer, 0);
-      return new ReceivedInto(engine.last.bytesRead, fds);
-    } finally {
-      oneBuffer[0] = EMPTY;
-    }
+    const fds = this.receiveOne(n, true, toWritable(buffer), 0);
+    return new ReceivedInto(engine.bytesRead, fds);
   }
 
   /** Scatter receive: the kernel fills `buffers` in order; `bytesRead` is the total. */
@@ -332,7 +318,7 @@ export abstract class UnixSocket implements Disposable {
     if (!Array.isArray(buffers)) throw invalidArgType("buffers", "an array of ArrayBufferViews", describe(buffers));
     const list = buffers.map((b, i) => toWritable(b, `buffers[${i}]`));
     const fds = this.receive(maxFds, false, list, 0);
-    return new ReceivedInto(engine.last.bytesRead, fds);
+    return new ReceivedInto(engine.bytesRead, fds);
   }
 
   // ---- async (non-blocking syscall first; the reactor only on EAGAIN) ---------------------------
@@ -344,12 +330,7 @@ export abstract class UnixSocket implements Disposable {
 
   /** One attempt at a scalar receive without blocking; EAGAIN propagates. */
   #tryReceive(maxFds: number, exact: boolean, buffer: Uint8Array): OwnedFd[] {
-    oneBuffer[0] = buffer;
-    try {
-      return this.receive(maxFds, exact, oneBuffer, K.MSG_DONTWAIT);
-    } finally {
-      oneBuffer[0] = EMPTY;
-    }
+    return this.receiveOne(maxFds, exact, buffer, K.MSG_DONTWAIT);
   }
 
   /**
@@ -420,7 +401,7 @@ export abstract class UnixSocket implements Disposable {
     }
     return this.schedule(this.recvQueue, "readable", signal, () => {
       const fds = this.#tryReceive(maxFds, exact, scratch);
-      return new ReceivedFds(scratch.slice(0, engine.last.bytesRead), fds);
+      return new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
     });
   }
 
@@ -436,7 +417,7 @@ export abstract class UnixSocket implements Disposable {
     }
     return this.schedule(this.recvQueue, "readable", signal, () => {
       const fds = this.receive(maxFds, exact, list, K.MSG_DONTWAIT);
-      return new ReceivedInto(engine.last.bytesRead, fds);
+      return new ReceivedInto(engine.bytesRead, fds);
     });
   }
 
@@ -485,14 +466,7 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.schedule(this.sendQueue, "writable", signal, (sock) => {
-      oneBuffer[0] = bytes;
-      try {
-        return engine.send(sock, oneBuffer, list, K.MSG_DONTWAIT);
-      } finally {
-        oneBuffer[0] = EMPTY;
-      }
-    });
+    return this.schedule(this.sendQueue, "writable", signal, (sock) => engine.sendOne(sock, bytes, list, K.MSG_DONTWAIT));
   }
 
   /** Async sendFdsVectoredSync. */
@@ -513,9 +487,6 @@ export abstract class UnixSocket implements Disposable {
   }
 }
 
-const EMPTY = new Uint8Array(0);
-/** Reused one-element buffer list for the scalar methods (no array per call). */
-const oneBuffer: Uint8Array[] = [EMPTY];
 
 // ---------------------------------------------------------------------------------------------------
 
@@ -601,14 +572,7 @@ export class UnixStream extends UnixSocket {
       let sent = 0;
       try {
         if (list.length > 0) {
-          sent = await this.untilReady("writable", signal, (sock) => {
-            oneBuffer[0] = bytes;
-            try {
-              return engine.send(sock, oneBuffer, list, K.MSG_DONTWAIT);
-            } finally {
-              oneBuffer[0] = EMPTY;
-            }
-          });
+          sent = await this.untilReady("writable", signal, (sock) => engine.sendOne(sock, bytes, list, K.MSG_DONTWAIT));
           if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
         }
         while (sent < bytes.byteLength) {
@@ -635,12 +599,7 @@ export class UnixStream extends UnixSocket {
     this.checkPayload(bytes.byteLength, list.length);
     let sent = 0;
     if (list.length > 0) {
-      oneBuffer[0] = bytes;
-      try {
-        sent = engine.send(sock, oneBuffer, list, 0);
-      } finally {
-        oneBuffer[0] = EMPTY;
-      }
+      sent = engine.sendOne(sock, bytes, list, 0);
       if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
     }
     while (sent < bytes.byteLength) {

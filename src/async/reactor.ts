@@ -180,6 +180,7 @@ function settle(w: Waiter, error: unknown): void {
 /** Removes a registration from the maps and the poll set. */
 function drop(reg: Registration): void {
   byFd.delete(reg.fd);
+  if (byFd.size === 0) setCloseHook(null);
   byToken.delete(reg.token);
   if (reg.inSet && reactor) {
     try {
@@ -195,6 +196,7 @@ function drop(reg: Registration): void {
 function failAll(error: unknown): void {
   const regs = [...byFd.values()];
   byFd.clear();
+  setCloseHook(null);
   byToken.clear();
   for (const reg of regs) {
     settleAll(reg.readers, error);
@@ -225,6 +227,7 @@ export function waitFor(fd: number, interest: Interest, signal?: AbortSignal): P
   const fresh = reg === undefined;
   if (!reg) {
     reg = new Registration(fd, nextToken++);
+    if (byFd.size === 0) setCloseHook(forgetOnClose);
     byFd.set(fd, reg);
     byToken.set(reg.token, reg);
   }
@@ -285,9 +288,11 @@ export function forget(fd: number): void {
 // Any fd the library closes (OwnedFd.close, socket close, handoff code) leaves the epoll set first: a
 // registration must never outlive its file, or a reused fd number would look "already armed" and a
 // wait on it would never fire.
-setCloseHook((fd) => {
+// The hook is installed only while some fd is registered: a program that never waits pays nothing on
+// close.
+function forgetOnClose(fd: number): void {
   if (byFd.has(fd)) forget(fd);
-});
+}
 
 /** For tests and diagnostics. */
 export function reactorStats(): ReactorStats {

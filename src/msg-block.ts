@@ -1,0 +1,117 @@
+/**
+ * MsgBlock: one msghdr, one iovec and one control region in a single ArrayBuffer, addressed through a
+ * single Int32Array — the scalar send and receive hot paths' whole working set.
+ *
+ * Why one block: between two syscalls the kernel evicts much of the cache, so the JS around a
+ * sendmsg/recvmsg pays a miss for every distinct object it touches. Separate header, iovec and control
+ * buffers (each a typed-array object plus its storage) cost measurably more per call than one buffer
+ * and one view (bench/README.md).
+ *
+ * Ownership: a block holds no fds. It remembers (and so keeps alive) the last payload buffer its iovec
+ * pointed at until release(); the fd numbers in its control region are copies, never closed here.
+ * The block's own storage lives as long as the block: the engine keeps both blocks for the life of
+ * the thread, so the addresses written into the msghdr stay valid (bun-facts Q1).
+ */
+import { ptr, type Pointer } from "bun:ffi";
+import { abi } from "./platform/index.ts";
+import type { Field } from "./platform/abi.ts";
+
+const M = abi.msghdr;
+const IOV = abi.iovec;
+const TWO_32 = 0x1_0000_0000;
+
+const align8 = (n: number): number => (n + 7) & ~7;
+
+/** Writes an unsigned 4- or 8-byte field at a 4-aligned byte offset through an Int32Array. */
+function putField(i32: Int32Array, at: number, field: Field, value: number): void {
+  const w = (at + field.offset) >> 2;
+  i32[w] = value; // ToInt32 keeps the low 32 bits
+  if (field.size === 8) i32[w + 1] = Math.floor(value / TWO_32);
+}
+
+export class MsgBlock {
+  /** The whole block; word 0 is the msghdr. */
+  readonly i32: Int32Array;
+  /** Address of the msghdr (the block's start). */
+  readonly address: Pointer;
+  /** Word index and byte offset of the control region (8-aligned: cmsghdr alignment on every ABI). */
+  readonly controlWord: number;
+  readonly controlOffset: number;
+  readonly controlSize: number;
+  /** A DataView over exactly the control region, for the general cmsg walker. */
+  readonly controlView: DataView;
+  readonly #iovAt: number;
+  readonly #controlAddress: number;
+  // The iovec's current target: a loop reusing one buffer skips ptr() (≈20 ns). A given typed array's
+  // address never changes once its ArrayBuffer exists (bun-facts Q1), so identity plus offset/length
+  // is a sufficient key; a detached or resized buffer changes byteLength/byteOffset and misses.
+  #buf: Uint8Array | null = null;
+  /** Held only to keep `.buffer` materialised (see setBuffer): never read. */
+  #arrayBuffer: ArrayBufferLike | null = null;
+  #bufOffset = -1;
+  #bufLength = -1;
+  /** msg_controllen as last written (-1: unknown). */
+  #controllen = -1;
+
+  constructor(controlSize: number) {
+    const iovAt = align8(M.size);
+    const controlAt = align8(iovAt + IOV.size);
+    const buffer = new ArrayBuffer(controlAt + controlSize);
+    this.i32 = new Int32Array(buffer);
+    this.address = ptr(this.i32);
+    this.#iovAt = iovAt;
+    this.controlOffset = controlAt;
+    this.controlWord = controlAt >> 2;
+    this.controlSize = controlSize;
+    this.controlView = new DataView(buffer, controlAt, controlSize);
+    this.#controlAddress = this.address + controlAt;
+    putField(this.i32, 0, M.iov, this.address + iovAt);
+    putField(this.i32, 0, M.iovlen, 1);
+  }
+
+  /** Points the iovec at all of `buf` (a zero-length buffer gets a null base: ptr() rejects empty views). */
+  setBuffer(buf: Uint8Array): void {
+    const len = buf.byteLength;
+    if (buf === this.#buf && buf.byteOffset === this.#bufOffset && len === this.#bufLength) return;
+    // Materialise the ArrayBuffer before taking the address: JSC moves a small typed array's storage
+    // when its .buffer is first created, which would strand a remembered pointer.
+    this.#arrayBuffer = len > 0 ? buf.buffer : null;
+    this.#buf = len > 0 ? buf : null;
+    this.#bufOffset = buf.byteOffset;
+    this.#bufLength = len;
+    putField(this.i32, this.#iovAt, IOV.base, len > 0 ? ptr(buf) : 0);
+    putField(this.i32, this.#iovAt, IOV.len, len);
+  }
+
+  /** Points the iovec at buf[start..] without remembering it (a one-off: the tail of a send-all). */
+  setRange(buf: Uint8Array, start: number): void {
+    const len = buf.byteLength - start;
+    this.release();
+    putField(this.i32, this.#iovAt, IOV.base, len > 0 ? ptr(buf, start) : 0);
+    putField(this.i32, this.#iovAt, IOV.len, len);
+  }
+
+  /** Forgets the remembered payload buffer (so the block does not keep a caller's buffer alive). */
+  release(): void {
+    this.#buf = null;
+    this.#arrayBuffer = null;
+    this.#bufLength = -1;
+  }
+
+  /**
+   * Sets msg_control/msg_controllen to the first `length` bytes of the control region, or to
+   * NULL/0 when length is 0 (BSD rejects a non-null msg_control shorter than a cmsghdr). Skips the
+   * stores when nothing changed; a receive calls invalidate() because the kernel rewrites the length.
+   */
+  setControl(length: number): void {
+    if (length === this.#controllen) return;
+    this.#controllen = length;
+    putField(this.i32, 0, M.control, length > 0 ? this.#controlAddress : 0);
+    putField(this.i32, 0, M.controllen, length);
+  }
+
+  /** After recvmsg: msg_controllen holds what the kernel wrote. */
+  invalidateControl(): void {
+    this.#controllen = -1;
+  }
+}
