@@ -50,6 +50,8 @@ export class MsgBlock {
   #arrayBuffer: ArrayBufferLike | null = null;
   #bufOffset = -1;
   #bufLength = -1;
+  /** The last buffer seen but not remembered: a buffer is remembered on its second use in a row. */
+  #seen: Uint8Array | null = null;
   /** msg_controllen as last written (-1: unknown). */
   #controllen = -1;
 
@@ -73,13 +75,30 @@ export class MsgBlock {
   setBuffer(buf: Uint8Array): void {
     const len = buf.byteLength;
     if (buf === this.#buf && buf.byteOffset === this.#bufOffset && len === this.#bufLength) return;
-    // Materialise the ArrayBuffer before taking the address: JSC moves a small typed array's storage
-    // when its .buffer is first created, which would strand a remembered pointer.
-    this.#arrayBuffer = len > 0 ? buf.buffer : null;
-    this.#buf = len > 0 ? buf : null;
-    this.#bufOffset = buf.byteOffset;
-    this.#bufLength = len;
-    putField(this.i32, this.#iovAt, IOV.base, len > 0 ? ptr(buf) : 0);
+    let address = 0;
+    if (len > 0) {
+      if (buf === this.#seen) {
+        // Second use in a row: remember it. Materialise the ArrayBuffer before taking the address —
+        // JSC moves a small typed array's storage when its .buffer is first created, which would
+        // strand a remembered pointer; afterwards the storage stays put for the life of the buffer.
+        this.#arrayBuffer = buf.buffer;
+        this.#buf = buf;
+        this.#bufOffset = buf.byteOffset;
+        this.#bufLength = len;
+      } else {
+        // A one-off buffer (an encoded string, a fresh slice) is used for this call only: its address
+        // is valid for the duration of the syscall, and creating its ArrayBuffer would cost more
+        // than the call.
+        this.#seen = buf;
+        this.#buf = null;
+        this.#arrayBuffer = null;
+      }
+      address = ptr(buf);
+    } else {
+      this.#buf = null;
+      this.#arrayBuffer = null;
+    }
+    putField(this.i32, this.#iovAt, IOV.base, address);
     putField(this.i32, this.#iovAt, IOV.len, len);
   }
 
@@ -94,6 +113,7 @@ export class MsgBlock {
   /** Forgets the remembered payload buffer (so the block does not keep a caller's buffer alive). */
   release(): void {
     this.#buf = null;
+    this.#seen = null;
     this.#arrayBuffer = null;
     this.#bufLength = -1;
   }

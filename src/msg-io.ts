@@ -26,6 +26,15 @@ import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
 
 const EINTR = abi.errno.EINTR;
+const EAGAIN = abi.errno.EAGAIN; // == EWOULDBLOCK on every supported ABI
+
+/**
+ * What the send methods return, and the receive methods' WOULD_BLOCK_FDS, when the caller passed
+ * MSG_DONTWAIT and the socket had no room / no data (EAGAIN). Only the library's async attempts pass
+ * MSG_DONTWAIT, and they check for these; every other EAGAIN is thrown as a SystemError.
+ */
+export const WOULD_BLOCK = -1;
+export const WOULD_BLOCK_FDS: OwnedFd[] = Object.freeze([]) as unknown as OwnedFd[];
 // Direct references: a call through the 40-entry symbols object costs a property lookup per call.
 const { sendmsg: libcSendmsg, recvmsg: libcRecvmsg } = libc;
 const M = abi.msghdr;
@@ -317,6 +326,7 @@ class Engine {
       const r = libcSendmsg(sock, header, flags) as number;
       if (r >= 0) return r;
       const e = errno();
+      if (e === EAGAIN && (flags & K.MSG_DONTWAIT) !== 0) return WOULD_BLOCK; // see recvmsg()
       if (e !== EINTR) throw new SystemError("sendmsg", e);
     }
   }
@@ -378,6 +388,7 @@ class Engine {
     I[CONTROLLEN_W] = size; // the kernel rewrote it; glibc's high word / musl's pad stays 0
     const n = recvmsg(sock, blk.address, RECV_FLAGS | extraFlags);
     keepAlive(buffer);
+    if (n === WOULD_BLOCK) return WOULD_BLOCK_FDS; // nothing was written: the region is still zero
     const reported = I[CONTROLLEN_W]! >>> 0;
     const controllen = CONTROLLEN_WIDE && I[CONTROLLEN_W + 1] !== 0 ? size : reported < size ? reported : size;
     this.#blockDirty = controllen;
@@ -413,6 +424,10 @@ class Engine {
     h.fill(this.#recvIov, iovlen, this.#recvCtlPtr, size);
     const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
     keepAlive(this.#recvCtl);
+    if (n === WOULD_BLOCK) {
+      h.invalidateControllen();
+      return WOULD_BLOCK_FDS; // nothing was written: the buffer is still zero
+    }
     const u = h.u32;
     const controllen = CONTROLLEN_WIDE && u[CONTROLLEN_W + 1] !== 0 ? size : Math.min(u[CONTROLLEN_W]!, size);
     h.invalidateControllen();
@@ -459,12 +474,17 @@ class Engine {
   }
 }
 
-/** recvmsg(2) with EINTR retried; errno is read right after the failing call. */
+/**
+ * recvmsg(2) with EINTR retried; errno is read right after the failing call. With MSG_DONTWAIT in
+ * `flags` (the library's own async attempts) EAGAIN returns WOULD_BLOCK instead of throwing: an empty
+ * socket is the async path's normal case, and building an Error for it costs microseconds.
+ */
 function recvmsg(sock: number, header: Pointer, flags: number): number {
   for (;;) {
     const n = libcRecvmsg(sock, header, flags) as number;
     if (n >= 0) return n;
     const e = errno();
+    if (e === EAGAIN && (flags & K.MSG_DONTWAIT) !== 0) return WOULD_BLOCK;
     if (e !== EINTR) throw new SystemError("recvmsg", e);
   }
 }

@@ -7,9 +7,10 @@
  * FinalizationRegistry closes fds whose OwnedFd was dropped unclosed — a safety net only (it never
  * runs at process exit and the GC cannot see fd pressure); it warns when UNIX_ANCILLARY_DEBUG is set.
  *
- * Registration is deferred to a microtask (or to every 1024 new objects): an OwnedFd closed in the same
- * synchronous run — the receive-use-close hot path — never pays for the registry (≈80–120 ns per fd).
- * Until then the pending list holds the object strongly, so nothing can be collected unregistered.
+ * Registration is deferred to the next event-loop turn (setImmediate) or to every 256 new objects: an
+ * OwnedFd closed before then — the receive-use-close hot path, also across the `await` of an async
+ * receive — never pays for the registry (register + unregister ≈ 80–120 ns per fd). Until then the
+ * pending stack holds the object strongly, so nothing can be collected unregistered.
  */
 import { closeFd, dupCloexec, isOpen } from "./sys.ts";
 import { closedError, invalidArgType } from "./errors.ts";
@@ -57,7 +58,8 @@ export function fdOf(x: FdLike, name = "fd"): number {
 
 /**
  * OwnedFds not yet registered with the leak net, as a stack: the constructor pushes, a close() of the
- * top pops (with every closed object right below it), a microtask or a full stack registers the rest.
+ * top pops (with every closed object right below it), the next event-loop turn or a full stack registers
+ * the rest.
  * Fixed-size storage (resetting an array's length frees it and the next push reallocates, which cost
  * more than the registry did in the hot loop); all state on one object, read through inline caches.
  */
@@ -69,7 +71,7 @@ class PendingStack {
 const pending = new PendingStack();
 const PENDING_LIMIT = 256;
 
-function flushFromMicrotask(): void {
+function flushOnNextTurn(): void {
   pending.queued = false;
   flushPending();
 }
@@ -93,7 +95,7 @@ function enqueue(o: OwnedFd): void {
   if (n + 1 === PENDING_LIMIT) flushPending();
   else if (!p.queued) {
     p.queued = true;
-    queueMicrotask(flushFromMicrotask);
+    setImmediate(flushOnNextTurn);
   }
 }
 

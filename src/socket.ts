@@ -13,7 +13,7 @@
  */
 import { K, abi } from "./platform/index.ts";
 import { adopt, closeAll, OwnedFd, type FdLike } from "./owned-fd.ts";
-import { engine, Kind } from "./msg-io.ts";
+import { engine, Kind, WOULD_BLOCK, WOULD_BLOCK_FDS } from "./msg-io.ts";
 import * as sys from "./sys.ts";
 import { closedError, invalidArgType, MESSAGES, outOfRange, SystemError, UnixAncillaryError } from "./errors.ts";
 import { describe } from "./cmsg/sizes.ts";
@@ -328,43 +328,35 @@ export abstract class UnixSocket implements Disposable {
   // socket never touches the reactor or an async function chain. Bad arguments reject (they never
   // throw synchronously from an async method).
 
-  /** One attempt at a scalar receive without blocking; EAGAIN propagates. */
-  #tryReceive(maxFds: number, exact: boolean, buffer: Uint8Array): OwnedFd[] {
-    return this.receiveOne(maxFds, exact, buffer, K.MSG_DONTWAIT);
+  /** One attempt at a scalar receive without blocking: AGAIN if nothing is there yet. */
+  #tryReceive(maxFds: number, exact: boolean, buffer: Uint8Array): OwnedFd[] | typeof AGAIN {
+    const fds = this.receiveOne(maxFds, exact, buffer, K.MSG_DONTWAIT);
+    return fds === WOULD_BLOCK_FDS ? AGAIN : fds;
   }
 
   /**
-   * Retries `attempt` until it does not fail with EAGAIN. Before the first reactor wait it tries again
-   * after the queued microtasks and after one event-loop turn: a peer that is streaming to us (in this
-   * process or another) has usually written by then, which saves the reactor thread's wake-up
-   * (≈10–20 µs) per message. An idle socket pays two extra non-blocking syscalls before it waits.
+   * Retries `attempt` until it returns something other than AGAIN. Before the first reactor wait it
+   * tries again after the queued microtasks and after one event-loop turn: a peer that is streaming to
+   * us (in this process or another) has usually written by then, which saves the reactor thread's
+   * wake-up (≈10–20 µs) per message. An idle socket pays two extra non-blocking syscalls before it waits.
    */
-  protected async untilReady<T>(interest: "readable" | "writable", signal: AbortSignal | undefined, attempt: (fd: number) => T, waitFirst = false): Promise<T> {
+  protected async untilReady<T>(interest: "readable" | "writable", signal: AbortSignal | undefined, attempt: Attempt<T>, waitFirst = false): Promise<T> {
     if (!waitFirst) {
-      try {
-        return attempt(this.fd);
-      } catch (e) {
-        if (!isWouldBlock(e)) throw e;
-      }
+      const r = attemptOnce(attempt, this.fd);
+      if (r !== AGAIN) return r;
     }
     // First behind the microtasks already queued (a sender in this process is often one of them),
     // then behind one event-loop turn; only then the reactor.
     for (const yieldOnce of YIELDS) {
       await yieldOnce();
       if (signal?.aborted) throw abortError(signal);
-      try {
-        return attempt(this.fd);
-      } catch (e) {
-        if (!isWouldBlock(e)) throw e;
-      }
+      const r = attemptOnce(attempt, this.fd);
+      if (r !== AGAIN) return r;
     }
     for (;;) {
       const fd = this.fd;
-      try {
-        return attempt(fd);
-      } catch (e) {
-        if (!isWouldBlock(e)) throw e;
-      }
+      const r = attemptOnce(attempt, fd);
+      if (r !== AGAIN) return r;
       await waitFor(fd, interest, signal);
       // An abort that lands between readiness and this turn still wins: nothing was consumed yet.
       if (signal?.aborted) throw abortError(signal);
@@ -373,17 +365,18 @@ export abstract class UnixSocket implements Disposable {
 
   /**
    * Runs `attempt` now if `queue` is idle (settled promise unless it would block), otherwise — or after
-   * EAGAIN — in the queue, waiting for readiness between attempts.
+   * AGAIN — in the queue, waiting for readiness between attempts.
    */
-  protected schedule<T>(queue: OpQueue, interest: "readable" | "writable", signal: AbortSignal | undefined, attempt: (fd: number) => T): Promise<T> {
+  protected schedule<T>(queue: OpQueue, interest: "readable" | "writable", signal: AbortSignal | undefined, attempt: Attempt<T>): Promise<T> {
     let waitFirst = false;
     if (queue.size === 0) {
       if (signal?.aborted) return Promise.reject(abortError(signal));
       try {
-        return Promise.resolve(attempt(this.fd));
-      } catch (e) {
-        if (!isWouldBlock(e)) return Promise.reject(e);
+        const r = attemptOnce(attempt, this.fd);
+        if (r !== AGAIN) return Promise.resolve(r);
         waitFirst = true;
+      } catch (e) {
+        return Promise.reject(e);
       }
     }
     return queue.run(signal, () => this.untilReady(interest, signal, attempt, waitFirst));
@@ -401,7 +394,7 @@ export abstract class UnixSocket implements Disposable {
     }
     return this.schedule(this.recvQueue, "readable", signal, () => {
       const fds = this.#tryReceive(maxFds, exact, scratch);
-      return new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
+      return fds === AGAIN ? AGAIN : new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
     });
   }
 
@@ -416,8 +409,8 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     return this.schedule(this.recvQueue, "readable", signal, () => {
-      const fds = this.receive(maxFds, exact, list, K.MSG_DONTWAIT);
-      return new ReceivedInto(engine.bytesRead, fds);
+      const fds = list.length === 1 ? this.receiveOne(maxFds, exact, list[0]!, K.MSG_DONTWAIT) : this.receive(maxFds, exact, list, K.MSG_DONTWAIT);
+      return fds === WOULD_BLOCK_FDS ? AGAIN : new ReceivedInto(engine.bytesRead, fds);
     });
   }
 
@@ -466,7 +459,7 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.schedule(this.sendQueue, "writable", signal, (sock) => engine.sendOne(sock, bytes, list, K.MSG_DONTWAIT));
+    return this.schedule(this.sendQueue, "writable", signal, (sock) => orAgain(engine.sendOne(sock, bytes, list, K.MSG_DONTWAIT)));
   }
 
   /** Async sendFdsVectoredSync. */
@@ -483,7 +476,7 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.schedule(this.sendQueue, "writable", signal, (sock) => engine.send(sock, list, fdList, K.MSG_DONTWAIT));
+    return this.schedule(this.sendQueue, "writable", signal, (sock) => orAgain(engine.send(sock, list, fdList, K.MSG_DONTWAIT)));
   }
 }
 
@@ -572,11 +565,11 @@ export class UnixStream extends UnixSocket {
       let sent = 0;
       try {
         if (list.length > 0) {
-          sent = await this.untilReady("writable", signal, (sock) => engine.sendOne(sock, bytes, list, K.MSG_DONTWAIT));
+          sent = await this.untilReady("writable", signal, (sock) => orAgain(engine.sendOne(sock, bytes, list, K.MSG_DONTWAIT)));
           if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
         }
         while (sent < bytes.byteLength) {
-          const n = await this.untilReady("writable", signal, (sock) => engine.sendRange(sock, bytes, sent, K.MSG_DONTWAIT));
+          const n = await this.untilReady("writable", signal, (sock) => orAgain(engine.sendRange(sock, bytes, sent, K.MSG_DONTWAIT)));
           if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
           sent += n;
         }
@@ -958,6 +951,25 @@ function afterMicrotasks(): Promise<void> {
 }
 
 const YIELDS: readonly (() => Promise<void>)[] = [afterMicrotasks, nextTurn];
+
+/** An async operation's non-blocking attempt: its result, or AGAIN when the socket is not ready. */
+const AGAIN: unique symbol = Symbol("unix-ancillary.again");
+type Attempt<T> = (fd: number) => T | typeof AGAIN;
+
+/** A send count from a MSG_DONTWAIT engine call, with WOULD_BLOCK mapped to AGAIN. */
+function orAgain(n: number): number | typeof AGAIN {
+  return n === WOULD_BLOCK ? AGAIN : n;
+}
+
+/** Runs one attempt; an EAGAIN that still arrives as an exception (not from the engine) counts as AGAIN. */
+function attemptOnce<T>(attempt: Attempt<T>, fd: number): T | typeof AGAIN {
+  try {
+    return attempt(fd);
+  } catch (e) {
+    if (isWouldBlock(e)) return AGAIN;
+    throw e;
+  }
+}
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
