@@ -56,6 +56,8 @@ const CMSG_HEADER_LEN = abi.cmsg.headerLen;
 const CMSG_HEADER_SIZE = abi.cmsg.headerSize;
 const CMSG_DATA_W = abi.cmsg.headerLen >> 2;
 const CMSG_ALIGN_MASK = abi.cmsg.align - 1;
+/** Whether an odd number of 4-byte fd slots is followed by a padding word (8-byte cmsg alignment). */
+const ODD_COUNT_PADS = abi.cmsg.align === 8;
 /** maxFds up to this use the precomputed control size (-1 where the budget follows RLIMIT_NOFILE). */
 const FIXED_BUDGET = abi.fdBudget.kind === "fixed" ? abi.fdBudget.fds : -1;
 const RECV_FLAGS = NATIVE_CLOEXEC ? K.MSG_CMSG_CLOEXEC : 0;
@@ -244,21 +246,29 @@ class Engine {
     if (n > abi.maxFdsPerSend) throw tooManyFds(n);
     const blk = this.#sendBlock;
     const I = blk.i32;
-    const at = blk.controlWord;
-    const first = at + CMSG_DATA_W;
+    const first = blk.controlWord + CMSG_DATA_W;
     for (let i = 0; i < n; i++) I[first + i] = fdAt(fds, i, "fds");
-    if (n !== this.#stagedCount) {
-      const space = cmsgSpace(abi, n * 4);
-      // The header words other than len/level/type (glibc's high half of cmsg_len, musl's pad) were
-      // zeroed at construction and are never written.
-      I[at + CMSG_LEN_W] = cmsgLen(abi, n * 4);
-      I[at + CMSG_LEVEL_W] = K.SOL_SOCKET;
-      I[at + CMSG_TYPE_W] = K.SCM_RIGHTS;
-      for (let w = first + n, end = at + (space >> 2); w < end; w++) I[w] = 0;
-      this.#stagedCount = n;
-      this.#stagedSpace = space;
-    }
-    return this.#stagedSpace;
+    // An odd count leaves a padding word after the last slot (8-byte cmsg alignment); a staging that
+    // threw part-way through a longer list may have written an fd number there. Keep it zero.
+    if (ODD_COUNT_PADS && (n & 1) === 1) I[first + n] = 0;
+    return n === this.#stagedCount ? this.#stagedSpace : this.#restage(n);
+  }
+
+  /** Rewrites the SCM_RIGHTS header and tail padding for a new fd count (out of line: the hot path reuses them). */
+  #restage(n: number): number {
+    const blk = this.#sendBlock;
+    const I = blk.i32;
+    const at = blk.controlWord;
+    const space = cmsgSpace(abi, n * 4);
+    // The header words other than len/level/type (glibc's high half of cmsg_len, musl's pad) were
+    // zeroed at construction and are never written.
+    I[at + CMSG_LEN_W] = cmsgLen(abi, n * 4);
+    I[at + CMSG_LEVEL_W] = K.SOL_SOCKET;
+    I[at + CMSG_TYPE_W] = K.SCM_RIGHTS;
+    for (let w = at + CMSG_DATA_W + n, end = at + (space >> 2); w < end; w++) I[w] = 0;
+    this.#stagedCount = n;
+    this.#stagedSpace = space;
+    return space;
   }
 
   /**
@@ -316,19 +326,16 @@ class Engine {
 
   /** sendmsg(2) of a prepared msghdr, EINTR retried; errno is read right after the failing call. */
   #sendmsgAt(sock: number, header: Pointer, extraFlags: number): number {
-    if (NOSIGPIPE_OPTION && !this.#nosigpipeDone.has(sock)) {
-      // Apple: no MSG_NOSIGNAL. The option sticks to the socket; set it before its first send.
-      setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
-      this.#nosigpipeDone.add(sock);
-    }
-    const flags = SEND_FLAGS | extraFlags;
-    for (;;) {
-      const r = libcSendmsg(sock, header, flags) as number;
-      if (r >= 0) return r;
-      const e = errno();
-      if (e === EAGAIN && (flags & K.MSG_DONTWAIT) !== 0) return WOULD_BLOCK; // see recvmsg()
-      if (e !== EINTR) throw new SystemError("sendmsg", e);
-    }
+    if (NOSIGPIPE_OPTION) this.#noSigpipe(sock);
+    const r = libcSendmsg(sock, header, SEND_FLAGS | extraFlags) as number;
+    return r >= 0 ? r : sendmsgFailed(sock, header, SEND_FLAGS | extraFlags);
+  }
+
+  /** Apple: no MSG_NOSIGNAL. The option sticks to the socket; set it before its first send. */
+  #noSigpipe(sock: number): void {
+    if (this.#nosigpipeDone.has(sock)) return;
+    setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
+    this.#nosigpipeDone.add(sock);
   }
 
   /** Forget the SO_NOSIGPIPE memo for an fd number that is being closed (its number may be reused). */
@@ -365,43 +372,55 @@ class Engine {
 
   /** receiveFds() into a single buffer (the scalar methods), entirely in the receive block. */
   receiveOne(sock: number, buffer: Uint8Array, maxFds: number, exact: boolean, kind: Kind, extraFlags: number): OwnedFd[] {
-    if (maxFds > FIXED_BUDGET) {
-      // darwin (budget follows RLIMIT_NOFILE) or more fds than the fixed budget: the general path
-      oneBuffer[0] = buffer;
-      try {
-        return this.receiveFds(sock, oneBuffer, maxFds, exact, kind, extraFlags);
-      } finally {
-        oneBuffer[0] = EMPTY;
-      }
+    // Split into small steps so the JIT can inline the whole path into the socket method.
+    if (maxFds > FIXED_BUDGET) return this.#receiveOneGeneral(sock, buffer, maxFds, exact, kind, extraFlags);
+    this.#prepareBlock(buffer);
+    const n = recvmsg(sock, this.#recvBlock.address, RECV_FLAGS | extraFlags);
+    keepAlive(buffer);
+    return n === WOULD_BLOCK ? WOULD_BLOCK_FDS : this.#finishBlock(n, maxFds, exact, kind);
+  }
+
+  /** darwin (budget follows RLIMIT_NOFILE) or more fds than the fixed budget: the general path. */
+  #receiveOneGeneral(sock: number, buffer: Uint8Array, maxFds: number, exact: boolean, kind: Kind, extraFlags: number): OwnedFd[] {
+    oneBuffer[0] = buffer;
+    try {
+      return this.receiveFds(sock, oneBuffer, maxFds, exact, kind, extraFlags);
+    } finally {
+      oneBuffer[0] = EMPTY;
     }
+  }
+
+  /** Zeroes what the last receive wrote (the region is all zeros before every recvmsg, see #receive), aims the iovec, resets msg_controllen. */
+  #prepareBlock(buffer: Uint8Array): void {
     const blk = this.#recvBlock;
     const I = blk.i32;
-    const at = blk.controlWord;
-    // The region is all zeros before every recvmsg (see #receive).
     const dirty = this.#blockDirty;
     if (dirty > 0) {
-      for (let w = at, end = at + ((dirty + 3) >>> 2); w < end; w++) I[w] = 0;
+      for (let w = blk.controlWord, end = w + ((dirty + 3) >>> 2); w < end; w++) I[w] = 0;
       this.#blockDirty = 0;
     }
     blk.setBuffer(buffer);
+    I[CONTROLLEN_W] = blk.controlSize; // the kernel rewrote it; glibc's high word / musl's pad stays 0
+  }
+
+  /** After a successful recvmsg into the block: owns every delivered fd before anything can fail, then the pipeline's checks. */
+  #finishBlock(n: number, maxFds: number, exact: boolean, kind: Kind): OwnedFd[] {
+    const blk = this.#recvBlock;
+    const I = blk.i32;
     const size = blk.controlSize;
-    I[CONTROLLEN_W] = size; // the kernel rewrote it; glibc's high word / musl's pad stays 0
-    const n = recvmsg(sock, blk.address, RECV_FLAGS | extraFlags);
-    keepAlive(buffer);
-    if (n === WOULD_BLOCK) return WOULD_BLOCK_FDS; // nothing was written: the region is still zero
     const reported = I[CONTROLLEN_W]! >>> 0;
     const controllen = CONTROLLEN_WIDE && I[CONTROLLEN_W + 1] !== 0 ? size : reported < size ? reported : size;
     this.#blockDirty = controllen;
-    const msgFlags = I[FLAGS_W]!;
     this.bytesRead = n;
-    // Own every delivered fd before anything can fail.
-    const fds = controllen > 0 ? takeRights(I, at, controllen, blk.controlView) : [];
+    const msgFlags = I[FLAGS_W]!;
+    const fds = controllen > 0 ? takeRights(I, blk.controlWord, controllen, blk.controlView) : [];
     const count = fds.length;
     if (NATIVE_CLOEXEC && (msgFlags & (kind === Kind.Message ? CTRUNC_OR_TRUNC : K.MSG_CTRUNC)) === 0 && (exact ? count === maxFds : count <= maxFds)) {
       return fds;
     }
     return settleFds(fds, msgFlags, maxFds, exact, kind);
   }
+
 
   /** Payload bytes of the last receiveFds/receiveOne (read it before the next receive). */
   bytesRead = 0;
@@ -478,14 +497,32 @@ class Engine {
  * recvmsg(2) with EINTR retried; errno is read right after the failing call. With MSG_DONTWAIT in
  * `flags` (the library's own async attempts) EAGAIN returns WOULD_BLOCK instead of throwing: an empty
  * socket is the async path's normal case, and building an Error for it costs microseconds.
+ * The failure handling is out of line so this stays small enough to inline into the hot paths.
  */
 function recvmsg(sock: number, header: Pointer, flags: number): number {
+  const n = libcRecvmsg(sock, header, flags) as number;
+  return n >= 0 ? n : recvmsgFailed(sock, header, flags);
+}
+
+/** recvmsg() after a -1: reads errno first, then retries on EINTR (the kernel consumed nothing). */
+function recvmsgFailed(sock: number, header: Pointer, flags: number): number {
   for (;;) {
-    const n = libcRecvmsg(sock, header, flags) as number;
-    if (n >= 0) return n;
     const e = errno();
     if (e === EAGAIN && (flags & K.MSG_DONTWAIT) !== 0) return WOULD_BLOCK;
     if (e !== EINTR) throw new SystemError("recvmsg", e);
+    const n = libcRecvmsg(sock, header, flags) as number;
+    if (n >= 0) return n;
+  }
+}
+
+/** sendmsg after a -1, as recvmsgFailed: EINTR retried, EAGAIN under MSG_DONTWAIT is WOULD_BLOCK. */
+function sendmsgFailed(sock: number, header: Pointer, flags: number): number {
+  for (;;) {
+    const e = errno();
+    if (e === EAGAIN && (flags & K.MSG_DONTWAIT) !== 0) return WOULD_BLOCK;
+    if (e !== EINTR) throw new SystemError("sendmsg", e);
+    const r = libcSendmsg(sock, header, flags) as number;
+    if (r >= 0) return r;
   }
 }
 
@@ -497,25 +534,35 @@ function recvmsg(sock: number, header: Pointer, flags: number): number {
  * skipped).
  */
 function takeRights(I: Int32Array, at: number, controllen: number, view: DataView): OwnedFd[] {
-  if (controllen >= CMSG_HEADER_SIZE && (!CMSG_LEN_WIDE || I[at + CMSG_LEN_W + 1] === 0)) {
-    const len = I[at + CMSG_LEN_W]!;
-    // len <= controllen keeps it far below 2^31, so the alignment arithmetic stays in int32
-    if (len >= CMSG_HEADER_LEN && len <= controllen && ((len + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK) >= controllen && I[at + CMSG_LEVEL_W] === K.SOL_SOCKET && I[at + CMSG_TYPE_W] === K.SCM_RIGHTS) {
-      const first = at + CMSG_DATA_W;
-      const slots = (len - CMSG_HEADER_LEN) >> 2;
-      if (slots === 1) {
-        const fd = I[first]!;
-        return fd >= 0 ? [adopt(fd)] : [];
-      }
-      const out: OwnedFd[] = [];
-      for (let i = 0; i < slots; i++) {
-        const fd = I[first + i]!;
-        if (fd >= 0) out.push(adopt(fd));
-      }
-      return out;
-    }
+  const slots = singleRightsSlots(I, at, controllen);
+  if (slots === 1) {
+    const fd = I[at + CMSG_DATA_W]!;
+    return fd >= 0 ? [adopt(fd)] : [];
   }
-  return walkRights(view, controllen);
+  return slots > 1 ? adoptSlots(I, at + CMSG_DATA_W, slots) : walkRights(view, controllen);
+}
+
+/**
+ * The fd slot count when the control data is exactly one SCM_RIGHTS message (its CMSG_SPACE covers
+ * all of controllen), else -1 (zero slots also means "use the walker": it yields nothing either).
+ */
+function singleRightsSlots(I: Int32Array, at: number, controllen: number): number {
+  if (controllen < CMSG_HEADER_SIZE || (CMSG_LEN_WIDE && I[at + CMSG_LEN_W + 1] !== 0)) return -1;
+  const len = I[at + CMSG_LEN_W]!;
+  // len <= controllen keeps it far below 2^31, so the alignment arithmetic stays in int32
+  if (len < CMSG_HEADER_LEN || len > controllen || ((len + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK) < controllen) return -1;
+  if (I[at + CMSG_LEVEL_W] !== K.SOL_SOCKET || I[at + CMSG_TYPE_W] !== K.SCM_RIGHTS) return -1;
+  return (len - CMSG_HEADER_LEN) >> 2;
+}
+
+/** OwnedFds for `slots` consecutive fd words starting at word `first` (negative values skipped). */
+function adoptSlots(I: Int32Array, first: number, slots: number): OwnedFd[] {
+  const out: OwnedFd[] = [];
+  for (let i = 0; i < slots; i++) {
+    const fd = I[first + i]!;
+    if (fd >= 0) out.push(adopt(fd));
+  }
+  return out;
 }
 
 const cursor = new CmsgCursor(abi);

@@ -134,6 +134,11 @@ export class OwnedFd implements Disposable {
     return this.#fd < 0;
   }
 
+  /** @internal The number, or -1 once closed or released: one read for the sockets' hot paths. */
+  get _numberOrMinusOne(): number {
+    return this.#fd;
+  }
+
   /** Closes the fd. Idempotent: later calls do nothing. */
   close(): void {
     const fd = this.#fd;

@@ -141,9 +141,9 @@ function requireSeqpacket(): void {
 
 /** Behaviour shared by every connected Unix socket. */
 export abstract class UnixSocket implements Disposable {
+  // The socket may share this object with whoever passed it to fromFd(): if they close or release it,
+  // the socket is closed too. So the number is always read from it, never cached here.
   #owned: OwnedFd;
-  /** #owned's number while open, -1 once closed or moved out: the hot paths read this one field. */
-  #fd: number;
   #recvQueue: OpQueue | null = null;
   #sendQueue: OpQueue | null = null;
   protected abstract readonly kind: Kind;
@@ -151,7 +151,6 @@ export abstract class UnixSocket implements Disposable {
 
   protected constructor(owned: OwnedFd) {
     this.#owned = owned;
-    this.#fd = owned.fd;
   }
 
   protected get recvQueue(): OpQueue {
@@ -164,20 +163,19 @@ export abstract class UnixSocket implements Disposable {
 
   /** The socket's fd number (borrowed: the socket still owns it). Throws once closed. */
   get fd(): number {
-    const fd = this.#fd;
+    const fd = this.#owned._numberOrMinusOne;
     if (fd < 0) throw closedError(this.label);
     return fd;
   }
 
   get closed(): boolean {
-    return this.#fd < 0;
+    return this.#owned._numberOrMinusOne < 0;
   }
 
   /** Closes the socket. Idempotent. */
   close(): void {
-    const fd = this.#fd;
+    const fd = this.#owned._numberOrMinusOne;
     if (fd < 0) return;
-    this.#fd = -1;
     this.onClose(fd);
     engine.forget(fd);
     this.#owned.close();
@@ -195,7 +193,6 @@ export abstract class UnixSocket implements Disposable {
   /** Gives up the socket: returns its OwnedFd (the caller owns it) and leaves this object closed. */
   intoFd(): OwnedFd {
     const fd = this.fd;
-    this.#fd = -1;
     this.onClose(fd);
     engine.forget(fd);
     const moved = adopt(this.#owned.release());
