@@ -1,12 +1,16 @@
 /**
  * Round-trip benchmark: "send 1 byte + N fds on a socketpair, receive them, close them".
  *
- *   bun bench/roundtrip.ts           full run (~50 s on a 2-vCPU VM)
+ *   bun bench/roundtrip.ts           full run (~35 s on a 2-vCPU VM)
  *   bun bench/roundtrip.ts --quick   CI smoke run (< 10 s)
  *
- * Variants, measured in the same process, interleaved in rounds (the order rotates every round) and
- * summarised as the median over rounds of each round's median per-op latency:
- *   - public   the library: a.sendFdsSync(one, fds); using r = b.recvFdsIntoSync(N, buf); close
+ * Variants, measured in the same process. A round runs each fd-count group's variants back to back
+ * (order rotated every round) for a few milliseconds each; a group's ratio is the median over 301
+ * rounds of the per-round ratio, so it compares measurements taken milliseconds apart (the speed of a
+ * shared VM drifts over seconds; longer windows gave per-round ratios from 0.6 to 1.9).
+ *   - public   the library: a.sendFdsSync(one, fds); r = b.recvFdsIntoSync(N, buf); close the fds
+ *              (1 fd: r.fds[0].close(), as the raw loop closes its fd; N fds: `using r`)
+ *   - using    1 fd only: the same plus `using r` disposal (what the syntax costs on top)
  *   - alloc    the allocating receive: b.recvFdsSync(1) (1 fd only)
  *   - raw-ffi  its own dlopen + preallocated msghdrs + ptr numbers + libc close (bench/raw-ffi.ts)
  *   - C        bench/c/roundtrip.c, gcc -O2, run as a subprocess (skipped without cc/gcc)
@@ -24,7 +28,7 @@ import { checkAllocations, BUFFER_TYPES, type AllocReport } from "./alloc-check.
 
 const QUICK = process.argv.includes("--quick");
 const CFG = QUICK
-  ? { rounds: 3, taskMs: 100, cMs: 100, breakdownRounds: 2, breakdownMs: 80, allocIters: 10_000 }
+  ? { rounds: 61, taskMs: 4, cMs: 4, breakdownRounds: 31, breakdownMs: 4, allocIters: 10_000 }
   : { rounds: 301, taskMs: 4, cMs: 4, breakdownRounds: 151, breakdownMs: 4, allocIters: 10_000 };
 const MAX = abi.maxFdsPerSend; // 253 on Linux glibc, 252 on musl (sendmsg control-data cap)
 const GROUPS = [1, 16, MAX] as const;
@@ -82,6 +86,20 @@ function publicInto1(): Op {
   const [a, b] = pair();
   return () => {
     a.sendFdsSync(one, fds1);
+    const r = b.recvFdsIntoSync(1, buf);
+    if (r.bytesRead !== 1 || r.fds.length !== 1) throw new Error("public: bad receive");
+    r.fds[0]!.close();
+  };
+}
+
+/**
+ * The same with `using` disposal on top of the explicit close. Bun lowers `using` to a helper that
+ * allocates a disposal stack per scope, so this row shows what the syntax itself costs.
+ */
+function publicUsing1(): Op {
+  const [a, b] = pair();
+  return () => {
+    a.sendFdsSync(one, fds1);
     using r = b.recvFdsIntoSync(1, buf);
     if (r.bytesRead !== 1 || r.fds.length !== 1) throw new Error("public: bad receive");
     r.fds[0]!.close();
@@ -93,7 +111,7 @@ function publicAlloc1(): Op {
   const [a, b] = pair();
   return () => {
     a.sendFdsSync(one, fds1);
-    using r = b.recvFdsSync(1);
+    const r = b.recvFdsSync(1);
     if (r.data.length !== 1 || r.fds.length !== 1) throw new Error("public alloc: bad receive");
     r.fds[0]!.close();
   };
@@ -287,6 +305,7 @@ console.log(`rounds=${CFG.rounds}, ${CFG.taskMs} ms per variant per round, order
 interface Group {
   n: number;
   pub: Unit;
+  using?: Unit;
   alloc?: Unit;
   raw: Unit;
   c?: Unit;
@@ -296,6 +315,7 @@ const groups: Group[] = GROUPS.map((n) => {
   return {
     n,
     pub: jsUnit(g, "public recvFdsIntoSync", n === 1 ? publicInto1() : publicIntoN(n), batchFor(n)),
+    using: n === 1 ? jsUnit(g, "public recvFdsIntoSync + `using`", publicUsing1(), batchFor(n)) : undefined,
     alloc: n === 1 ? jsUnit(g, "public recvFdsSync (allocating)", publicAlloc1(), batchFor(n)) : undefined,
     raw: jsUnit(g, "raw bun:ffi", raw(n), batchFor(n)),
     c: "exe" in c ? cUnit(g, c.exe, n) : undefined,
@@ -303,12 +323,12 @@ const groups: Group[] = GROUPS.map((n) => {
 });
 // Each group's variants run back to back in every round (order rotated), so a paired ratio compares
 // measurements taken within a second of each other: on a shared VM the speed drifts over seconds.
-const groupUnits = groups.map((g) => [g.pub, g.alloc, g.raw, g.c].filter((u): u is Unit => u !== undefined));
+const groupUnits = groups.map((g) => [g.pub, g.using, g.alloc, g.raw, g.c].filter((u): u is Unit => u !== undefined));
 const results = runRounds(groupUnits, CFG.rounds, CFG.taskMs, "main");
 
 const rows: string[][] = [];
 for (const g of groups) {
-  for (const u of [g.pub, g.alloc, g.raw, g.c]) {
+  for (const u of [g.pub, g.using, g.alloc, g.raw, g.c]) {
     if (!u) continue;
     const xs = results.get(u)!;
     const m = median(xs);
@@ -330,11 +350,11 @@ for (const g of groups) {
     const C = results.get(g.c)!;
     row.push(fmt(paired(P, C)), fmt(paired(R, C)));
   } else row.push("n/a", "n/a");
-  if (g.alloc) row.push(fmt(paired(results.get(g.alloc)!, R)));
-  else row.push("");
+  row.push(g.using ? fmt(paired(results.get(g.using)!, R)) : "");
+  row.push(g.alloc ? fmt(paired(results.get(g.alloc)!, R)) : "");
   ratioRows.push(row);
 }
-console.log(table(["fds/msg", "public / raw-FFI", "≤ 1.10×", "public / C", "raw-FFI / C", "recvFdsSync / raw"], ratioRows, [true, true, false, true, true, true]));
+console.log(table(["fds/msg", "public / raw-FFI", "≤ 1.10×", "public / C", "raw-FFI / C", "with `using` / raw", "recvFdsSync / raw"], ratioRows, [true, true, false, true, true, true, true]));
 
 // ---- breakdown ----------------------------------------------------------------------------------
 console.log("\n## Where the public path's time goes (1 fd; same interleaving, fewer rounds)\n");

@@ -396,7 +396,10 @@ class Engine {
     const I = blk.i32;
     const dirty = this.#blockDirty;
     if (dirty > 0) {
-      for (let w = blk.controlWord, end = w + ((dirty + 3) >>> 2); w < end; w++) I[w] = 0;
+      // a few words with plain stores; a long rights message (hundreds of fds) with one fill
+      const start = blk.controlWord, end = start + ((dirty + 3) >>> 2);
+      if (dirty <= 256) for (let w = start; w < end; w++) I[w] = 0;
+      else I.fill(0, start, end);
       this.#blockDirty = 0;
     }
     blk.setBuffer(buffer);
@@ -557,11 +560,14 @@ function singleRightsSlots(I: Int32Array, at: number, controllen: number): numbe
 
 /** OwnedFds for `slots` consecutive fd words starting at word `first` (negative values skipped). */
 function adoptSlots(I: Int32Array, first: number, slots: number): OwnedFd[] {
-  const out: OwnedFd[] = [];
+  // Sized up front (no growth while filling); trimmed if the kernel left negative slots.
+  const out = new Array<OwnedFd>(slots);
+  let k = 0;
   for (let i = 0; i < slots; i++) {
     const fd = I[first + i]!;
-    if (fd >= 0) out.push(adopt(fd));
+    if (fd >= 0) out[k++] = adopt(fd);
   }
+  if (k !== slots) out.length = k;
   return out;
 }
 

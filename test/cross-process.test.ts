@@ -40,17 +40,30 @@ async function finish(proc: ReturnType<typeof spawnChild>): Promise<Record<strin
   return JSON.parse(out.trim()) as Record<string, unknown>;
 }
 
-/** The fd count settles back to `baseline` (Bun closes a finished child's stdio pipes asynchronously). */
-async function expectFdCountBack(baseline: number[]): Promise<void> {
-  for (let i = 0; i < 50 && countOpenFds() !== baseline.length; i++) await Bun.sleep(10);
+/**
+ * The open fds before a test, taken once earlier files' asynchronous cleanup has settled: Bun closes a
+ * finished child's stdio pipes later, and the leak net closes fds that earlier tests dropped on
+ * purpose when the GC finds them. Either could otherwise close a baseline fd mid-test.
+ */
+async function settledBaseline(): Promise<Map<number, string | null>> {
+  Bun.gc(true);
+  await Bun.sleep(20);
+  Bun.gc(true);
+  return new Map(openFds().map((fd) => [fd, fdTarget(fd)]));
+}
+
+/** The fd set settles back to `baseline`: nothing new is open and nothing of the baseline was closed. */
+async function expectFdCountBack(baseline: Map<number, string | null>): Promise<void> {
+  for (let i = 0; i < 50 && countOpenFds() !== baseline.size; i++) await Bun.sleep(10);
   const now = openFds();
-  const extra = now.filter((fd) => !baseline.includes(fd)).map((fd) => `${fd}=${fdTarget(fd)}`);
-  expect({ count: now.length, extra }).toEqual({ count: baseline.length, extra: [] });
+  const extra = now.filter((fd) => !baseline.has(fd)).map((fd) => `${fd}=${fdTarget(fd)}`);
+  const missing = [...baseline].filter(([fd]) => !now.includes(fd)).map(([fd, target]) => `${fd}=${target}`);
+  expect({ extra, missing }).toEqual({ extra: [], missing: [] });
 }
 
 describe("cross-process fd passing (child Bun processes)", () => {
   test("a pipe write end: the child writes through it, the parent reads the pipe", async () => {
-    const baseline = openFds();
+    const baseline = await settledBaseline();
     const [parentEnd, childEnd] = UnixStream.pair();
     const [r, w] = pipe();
     const proc = spawnChild("pipe-writer", "hello through the pipe", childEnd);
@@ -76,7 +89,7 @@ describe("cross-process fd passing (child Bun processes)", () => {
   });
 
   test("a read-only file: the child reads it, and its write fails with EBADF", async () => {
-    const baseline = openFds();
+    const baseline = await settledBaseline();
     const path = join(dir, "capability.txt");
     writeFileSync(path, "read-only capability contents");
     const [parentEnd, childEnd] = UnixStream.pair();
@@ -95,7 +108,7 @@ describe("cross-process fd passing (child Bun processes)", () => {
   });
 
   test("a listening TCP socket: the child serves it with Bun.listen({ fd }) and greets the parent's client", async () => {
-    const baseline = openFds();
+    const baseline = await settledBaseline();
     const [parentEnd, childEnd] = UnixStream.pair();
     // The parent's own listener: Bun.listen exposes its fd as an undocumented `.fd` property (bun-facts Q5).
     const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -134,7 +147,7 @@ describe("cross-process fd passing (child Bun processes)", () => {
   });
 
   test("received fds are FD_CLOEXEC in the child even when the sender's copy is inheritable", async () => {
-    const baseline = openFds();
+    const baseline = await settledBaseline();
     const [parentEnd, childEnd] = UnixStream.pair();
     const [r, w] = pipe(0); // no O_CLOEXEC: the sender's copies are inheritable
     const proc = spawnChild("cloexec", "", childEnd);
@@ -154,7 +167,7 @@ describe("cross-process fd passing (child Bun processes)", () => {
   });
 
   test("a child that exits without receiving: the parent sees EOF, not a hang, and nothing leaks", async () => {
-    const baseline = openFds();
+    const baseline = await settledBaseline();
     const [parentEnd, childEnd] = UnixStream.pair();
     const proc = spawnChild("no-such-mode", "", childEnd);
     try {
