@@ -291,7 +291,8 @@ class Engine {
     const blk = this.#sendBlock;
     blk.setBuffer(data);
     blk.setControl(fds !== null ? this.#stageRights(fds) : 0);
-    const r = this.#sendmsgAt(sock, blk.address, extraFlags);
+    if (NOSIGPIPE_OPTION) this.#noSigpipe(sock);
+    const r = sendmsg(sock, blk.address, SEND_FLAGS | extraFlags);
     keepAlive(data);
     return r;
   }
@@ -327,8 +328,7 @@ class Engine {
   /** sendmsg(2) of a prepared msghdr, EINTR retried; errno is read right after the failing call. */
   #sendmsgAt(sock: number, header: Pointer, extraFlags: number): number {
     if (NOSIGPIPE_OPTION) this.#noSigpipe(sock);
-    const r = libcSendmsg(sock, header, SEND_FLAGS | extraFlags) as number;
-    return r >= 0 ? r : sendmsgFailed(sock, header, SEND_FLAGS | extraFlags);
+    return sendmsg(sock, header, SEND_FLAGS | extraFlags);
   }
 
   /** Apple: no MSG_NOSIGNAL. The option sticks to the socket; set it before its first send. */
@@ -516,6 +516,12 @@ function recvmsgFailed(sock: number, header: Pointer, flags: number): number {
     const n = libcRecvmsg(sock, header, flags) as number;
     if (n >= 0) return n;
   }
+}
+
+/** sendmsg(2), as recvmsg(): small enough to inline, the failure handling out of line. */
+function sendmsg(sock: number, header: Pointer, flags: number): number {
+  const r = libcSendmsg(sock, header, flags) as number;
+  return r >= 0 ? r : sendmsgFailed(sock, header, flags);
 }
 
 /** sendmsg after a -1, as recvmsgFailed: EINTR retried, EAGAIN under MSG_DONTWAIT is WOULD_BLOCK. */

@@ -343,7 +343,7 @@ describe("serveHandoff / requestHandoff in one process", () => {
     });
   });
 
-  test.skipIf(process.getuid?.() !== 0)("SO_PEERCRED: a peer running as another uid (nobody, via Bun.spawn uid/gid) is refused by default", async () => {
+  test.skipIf(process.getuid?.() !== 0)("SO_PEERCRED: a peer running as another uid (nobody: the child drops to it) is refused by default", async () => {
     const old = bunServe();
     // The 0700 control directory alone keeps other uids out; to exercise the SO_PEERCRED check we
     // accept the connection on a world-reachable socket ourselves and hand it to serveHandoff.
@@ -352,7 +352,7 @@ describe("serveHandoff / requestHandoff in one process", () => {
     const path = join(dir, "open.sock");
     using l = UnixSeqpacketListener.bindSync(path, { mode: 0o666 });
     try {
-      const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "handoff-peer.ts"), path], { uid: 65534, gid: 65534, stdout: "pipe", stderr: "inherit" });
+      const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "handoff-peer.ts"), path, "65534"], { stdout: "pipe", stderr: "inherit" });
       sys.pollOne(l.fd, 1, 15000);
       const conn = l.acceptSync();
       const failures: Error[] = [];
@@ -365,7 +365,7 @@ describe("serveHandoff / requestHandoff in one process", () => {
       expect(failures[0]!.message).toMatch(/uid 65534 is not ours/);
       await expect(ho.upgraded).rejects.toThrow();
       // ...and with a policy allowing that uid, the same kind of peer gets the offer.
-      const child2 = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "handoff-peer.ts"), path], { uid: 65534, gid: 65534, stdout: "pipe", stderr: "inherit" });
+      const child2 = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "handoff-peer.ts"), path, "65534"], { stdout: "pipe", stderr: "inherit" });
       sys.pollOne(l.fd, 1, 15000);
       const ho2 = serveHandoff({ http: old }, { socket: l.acceptSync(), peerPolicy: { uids: [65534] }, timeoutMs: 500 });
       const out2 = JSON.parse((await new Response(child2.stdout).text()).trim());
