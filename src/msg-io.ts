@@ -9,10 +9,13 @@
  *   to the caller or closes them before it returns or throws.
  * - A failed recvmsg (EAGAIN, EBADF, ...) delivered no fds, so there is nothing to close.
  *
- * Buffers: one engine per thread owns the msghdr, iovec array and control buffers and keeps them
- * reachable for as long as raw pointers to them exist (bun-facts Q1: memory reachable only through an
- * address written into another buffer can be reused). The receive and send sides use separate buffers.
- * The hot path allocates nothing but its results (the OwnedFd objects, the fds array, the data copy).
+ * Buffers: one engine per thread owns the msghdr, iovec and control buffers and keeps them reachable
+ * for as long as raw pointers to them exist (bun-facts Q1: memory reachable only through an address
+ * written into another buffer can be reused). The receive and send sides use separate buffers. The
+ * scalar methods (one payload buffer) run entirely in a MsgBlock per side — msghdr, iovec and control
+ * region in one ArrayBuffer; the vectored and low-level calls use a general msghdr and a growable
+ * iovec array. The hot path allocates nothing but its results (the OwnedFds, the fds array, the
+ * result object, and the payload copy of the allocating receives).
  */
 import { ptr, type Pointer } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";

@@ -10,7 +10,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { OwnedFd, UnixAncillaryError, UnixDatagram, UnixSeqpacket, UnixStream, SystemError, setPassCred } from "../src/index.ts";
-import { K } from "../src/platform/index.ts";
+import { abi, K } from "../src/platform/index.ts";
+
+/** The most fds one message may carry here: 253 on glibc, 252 on musl (its sendmsg caps control data). */
+const MAX = abi.maxFdsPerSend;
 import * as sys from "../src/sys.ts";
 import { reactorStats, shutdownReactor, waitFor } from "../src/async/reactor.ts";
 import { expectNoFdLeak, fdTarget, openFds } from "./helpers/fds.ts";
@@ -118,7 +121,7 @@ const PLAN: Step[] = [
   { api: "scalar", count: 3 },
   { api: "scalar", count: "empty" },
   { api: "vectored", count: 2 },
-  { api: "scalar", count: 253 },
+  { api: "scalar", count: MAX },
   { api: "scalar", count: 1 },
   { api: "scalar", count: "none" },
   { api: "vectored", count: 3 },
@@ -132,7 +135,7 @@ const PLAN: Step[] = [
   { api: "vectored", count: 5 },
   { api: "vectored", count: "none" },
   { api: "vectored", count: "empty" },
-  { api: "asyncVectored", count: 253 },
+  { api: "asyncVectored", count: MAX },
   { api: "vectored", count: 1 },
   { api: "scalar", count: 1 },
   { api: "scalar", count: 2 },
@@ -251,7 +254,7 @@ describe("stream: sendFdsAll's control-less tail (sendRange) between scalar and 
         await send1(enc.encode("vec"), 2, "vectored");
         await send1(big2, null, "all"); // no fds: everything through sendRange
         await send1(enc.encode("B"), 2, "scalar"); // same count as the vectored one
-        await send1(big2, 253, "all");
+        await send1(big2, MAX, "all");
         await send1(enc.encode("tail"), 1, "allSync");
         await send1(enc.encode("C"), 3, "scalar");
         tx.shutdown("write");
@@ -323,7 +326,7 @@ describe("receive block and its >253 fallback, mixed on one socket", () => {
         expect(receivedIds(r.fds)).toEqual(want.slice(0, 1));
         r[Symbol.dispose]();
         // the whole budget on the block
-        want = send("budget", 253);
+        want = send("budget", MAX);
         let a = rx.recvFdsSync(253);
         expect(text(a.data)).toBe("budget");
         expect(receivedIds(a.fds)).toEqual(want);
@@ -341,12 +344,12 @@ describe("receive block and its >253 fallback, mixed on one socket", () => {
         expect(text(buf.subarray(0, r.bytesRead))).toBe("fallback5");
         expect(receivedIds(r.fds)).toEqual(want);
         r[Symbol.dispose]();
-        want = send("fallback253", 253);
+        want = send("fallbackMax", MAX);
         a = rx.recvFdsSync(1000);
-        expect(text(a.data)).toBe("fallback253");
+        expect(text(a.data)).toBe("fallbackMax");
         expect(receivedIds(a.fds)).toEqual(want);
         a[Symbol.dispose]();
-        send("fbexact", 253);
+        send("fbexact", MAX);
         expectUa(() => rx.recvFdsExactIntoSync(254, buf), "ERR_UA_FD_COUNT_MISMATCH");
         // back on the block right after the fallback, same buffer
         want = send("block1", 1);
@@ -403,7 +406,7 @@ describe("receive block and its >253 fallback, mixed on one socket", () => {
           setPassCred(rx, true);
           for (const [n, max] of [
             [3, 3],
-            [253, 253],
+            [MAX, 253],
             [1, 1],
             [5, 300],
             [2, 2],

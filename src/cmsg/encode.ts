@@ -51,28 +51,3 @@ export function appendCredentials(abi: Abi, bytes: Uint8Array, dv: DataView, off
     view.setUint32(at + ucred.gid.offset, gid >>> 0, true);
   });
 }
-
-/**
- * Writes one SCM_RIGHTS message at offset 0 of a private, 4-byte-aligned send buffer, fds through an
- * Int32Array over the same memory. The send hot path's encoder: no closure, no per-fd DataView call.
- * Returns the encoded length (CMSG_SPACE), or -1 if it does not fit. Same bytes as appendRights.
- */
-export function encodeRightsAt0(abi: Abi, bytes: Uint8Array, dv: DataView, i32: Int32Array, fds: Int32Array, count: number): number {
-  const payload = count * FD_SIZE;
-  const space = cmsgSpace(abi, payload);
-  if (space > bytes.length || bytes.byteOffset % 4 !== 0) return -1;
-  const c = abi.cmsg;
-  // Zero only the header and the tail padding (whole 4-byte words: every length here is a multiple of
-  // 4), with plain stores — TypedArray.fill costs more than the few words involved. Every payload
-  // byte is overwritten below.
-  const base = c.headerLen >>> 2;
-  for (let w = 0; w < base; w++) i32[w] = 0;
-  for (let w = base + count, end = space >>> 2; w < end; w++) i32[w] = 0;
-  // Header fields sit at 4-aligned offsets (abi.ts tables); a length below 2^31 needs only its low word
-  // (the high word of glibc's 8-byte cmsg_len was zeroed above).
-  i32[c.len.offset >> 2] = cmsgLen(abi, payload);
-  i32[c.level.offset >> 2] = abi.constants.SOL_SOCKET;
-  i32[c.type.offset >> 2] = abi.constants.SCM_RIGHTS;
-  for (let i = 0; i < count; i++) i32[base + i] = fds[i]!;
-  return space;
-}
