@@ -543,7 +543,9 @@ describe("receive/send block iovec cache: buffer identity, offsets, detached and
     });
   });
 
-  test("a length-tracking view on a resizable ArrayBuffer: each receive uses the current length", async () => {
+  // Under qemu-user (the arm64 CI runs) creating a resizable ArrayBuffer aborts Bun itself ("mprotect
+  // failed: Cannot allocate memory"), as in review-ownership.test.ts.
+  test.skipIf(process.env.UA_EMULATED === "1")("a length-tracking view on a resizable ArrayBuffer: each receive uses the current length (skipped under qemu-user: JSC cannot reserve resizable buffers there)", async () => {
     await expectNoFdLeak(() => {
       const [tx, rx] = UnixStream.pair();
       try {
