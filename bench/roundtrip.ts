@@ -66,7 +66,12 @@ function rawPair(): [number, number] {
   return p;
 }
 
-type Op = () => void;
+/**
+ * One variant: runs its loop body `times` times. Every variant has its own loop, so each loop's call
+ * sites see one receiver and one callee (a shared `for (...) op()` loop would make its call site
+ * polymorphic across all variants, and which variant that penalises depends on JIT history).
+ */
+type Op = (times: number) => void;
 
 /** Open fds of this process and what they point at (the fd readdir itself used is dropped). */
 function openFdTargets(): Map<number, string> {
@@ -84,11 +89,13 @@ function openFdTargets(): Map<number, string> {
 /** The public API, 1 fd, into the caller's buffer: exactly the brief's loop body (fd list hoisted). */
 function publicInto1(): Op {
   const [a, b] = pair();
-  return () => {
-    a.sendFdsSync(one, fds1);
-    const r = b.recvFdsIntoSync(1, buf);
-    if (r.bytesRead !== 1 || r.fds.length !== 1) throw new Error("public: bad receive");
-    r.fds[0]!.close();
+  return (times) => {
+    for (let i = 0; i < times; i++) {
+      a.sendFdsSync(one, fds1);
+      const r = b.recvFdsIntoSync(1, buf);
+      if (r.bytesRead !== 1 || r.fds.length !== 1) throw new Error("public: bad receive");
+      r.fds[0]!.close();
+    }
   };
 }
 
@@ -98,22 +105,26 @@ function publicInto1(): Op {
  */
 function publicUsing1(): Op {
   const [a, b] = pair();
-  return () => {
-    a.sendFdsSync(one, fds1);
-    using r = b.recvFdsIntoSync(1, buf);
-    if (r.bytesRead !== 1 || r.fds.length !== 1) throw new Error("public: bad receive");
-    r.fds[0]!.close();
+  return (times) => {
+    for (let i = 0; i < times; i++) {
+      a.sendFdsSync(one, fds1);
+      using r = b.recvFdsIntoSync(1, buf);
+      if (r.bytesRead !== 1 || r.fds.length !== 1) throw new Error("public: bad receive");
+      r.fds[0]!.close();
+    }
   };
 }
 
 /** The public API, allocating receive (copies the payload out of the 4 KiB scratch buffer). */
 function publicAlloc1(): Op {
   const [a, b] = pair();
-  return () => {
-    a.sendFdsSync(one, fds1);
-    const r = b.recvFdsSync(1);
-    if (r.data.length !== 1 || r.fds.length !== 1) throw new Error("public alloc: bad receive");
-    r.fds[0]!.close();
+  return (times) => {
+    for (let i = 0; i < times; i++) {
+      a.sendFdsSync(one, fds1);
+      const r = b.recvFdsSync(1);
+      if (r.data.length !== 1 || r.fds.length !== 1) throw new Error("public alloc: bad receive");
+      r.fds[0]!.close();
+    }
   };
 }
 
@@ -121,19 +132,23 @@ function publicAlloc1(): Op {
 function publicIntoN(n: number): Op {
   const [a, b] = pair();
   const list = fdLists.get(n)!;
-  return () => {
-    a.sendFdsSync(one, list);
-    using r = b.recvFdsIntoSync(n, buf);
-    if (r.bytesRead !== 1 || r.fds.length !== n) throw new Error("public: bad receive");
+  return (times) => {
+    for (let i = 0; i < times; i++) {
+      a.sendFdsSync(one, list);
+      using r = b.recvFdsIntoSync(n, buf);
+      if (r.bytesRead !== 1 || r.fds.length !== n) throw new Error("public: bad receive");
+    }
   };
 }
 
 function raw(n: number): Op {
   const [a, b] = rawPair();
   const rt = new RawRoundTrip(n, devnull);
-  return () => {
-    rt.send(a);
-    if (rt.recvClose(b) !== n) throw new Error("raw: bad receive");
+  return (times) => {
+    for (let i = 0; i < times; i++) {
+      rt.send(a);
+      if (rt.recvClose(b) !== n) throw new Error("raw: bad receive");
+    }
   };
 }
 
@@ -142,36 +157,46 @@ function publicSendRawRecv(): Op {
   const [a, b] = pair();
   const rt = new RawRoundTrip(1, devnull);
   const fa = a.fd, fb = b.fd;
-  return () => {
-    a.sendFdsSync(one, fds1);
-    if (rt.recvClose(fb) !== 1) throw new Error("bad receive");
-    void fa;
+  return (times) => {
+    for (let i = 0; i < times; i++) {
+      a.sendFdsSync(one, fds1);
+      if (rt.recvClose(fb) !== 1) throw new Error("bad receive");
+      void fa;
+    }
   };
 }
 function rawSendPublicRecv(): Op {
   const [a, b] = pair();
   const rt = new RawRoundTrip(1, devnull);
   const fa = a.fd;
-  return () => {
-    rt.send(fa);
-    using r = b.recvFdsIntoSync(1, buf);
-    if (r.fds.length !== 1) throw new Error("bad receive");
-    r.fds[0]!.close();
+  return (times) => {
+    for (let i = 0; i < times; i++) {
+      rt.send(fa);
+      const r = b.recvFdsIntoSync(1, buf);
+      if (r.fds.length !== 1) throw new Error("bad receive");
+      r.fds[0]!.close();
+    }
   };
 }
 // Per-fd ownership cost: both close an fd number that is not open (EBADF: same cheap syscall).
 const BAD_FD = 999_999;
-const rawCloseBad: Op = () => {
-  rawClose(BAD_FD);
+const rawCloseBad: Op = (times) => {
+  for (let i = 0; i < times; i++) {
+    rawClose(BAD_FD);
+  }
 };
-const ownedCloseBad: Op = () => {
-  adopt(BAD_FD).close();
+const ownedCloseBad: Op = (times) => {
+  for (let i = 0; i < times; i++) {
+    adopt(BAD_FD).close();
+  }
 };
 const registry = new FinalizationRegistry<number>(() => {});
-const registerUnregister: Op = () => {
-  const o = {};
-  registry.register(o, 1, o);
-  registry.unregister(o);
+const registerUnregister: Op = (times) => {
+  for (let i = 0; i < times; i++) {
+    const o = {};
+    registry.register(o, 1, o);
+    registry.unregister(o);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -192,11 +217,11 @@ interface Unit {
 function jsUnit(group: string, name: string, op: Op, batch: number): Unit {
   const task = () => {
     const s = performance.now();
-    for (let i = 0; i < batch; i++) op();
+    op(batch);
     const dt = performance.now() - s;
     return { overriddenDuration: dt / batch, overriddenIterationCost: dt };
   };
-  for (let i = 0; i < 200; i++) op(); // first-touch and correctness check before any timing
+  op(200); // first-touch and correctness check before any timing
   return {
     group,
     name,
@@ -253,19 +278,34 @@ function cUnit(group: string, exe: string, n: number): Unit {
   };
 }
 
+/** A small seeded PRNG (mulberry32): the same shuffles every run. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /**
  * Runs every set of units for `rounds` rounds: in each round the sets run one after another and the
- * units of a set back to back, their order rotated every round. Returns per-unit per-round ns.
+ * units of a set back to back, in a freshly shuffled order. (A rotation keeps the cyclic order, so the
+ * same variant would always run right after the C baseline's process spawn, which measurably slows
+ * whatever runs next.) Returns per-unit per-round ns.
  */
 function runRounds(sets: readonly (readonly Unit[])[], rounds: number, ms: number, label: string): Map<Unit, number[]> {
   const out = new Map<Unit, number[]>(sets.flat().map((u) => [u, []]));
+  const random = prng(0x5eed);
   for (let r = 0; r < rounds; r++) {
     const t = performance.now();
-    for (const units of sets) {
-      for (let k = 0; k < units.length; k++) {
-        const u = units[(k + r) % units.length]!;
-        out.get(u)!.push(u.run(r, ms));
+    for (const set of sets) {
+      const units = [...set];
+      for (let i = units.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [units[i], units[j]] = [units[j]!, units[i]!];
       }
+      for (const u of units) out.get(u)!.push(u.run(r, ms));
     }
     process.stderr.write(`  ${label} round ${r + 1}/${rounds} (${((performance.now() - t) / 1000).toFixed(1)} s)\n`);
   }
@@ -310,6 +350,14 @@ interface Group {
   raw: Unit;
   c?: Unit;
 }
+// Instantiate every variant factory once before the measured ones. JSC constant-folds the captured
+// variables of a closure scope while only one instance of it exists (the sockets, the buffers) and
+// deoptimises when a second instance appears, so without this whichever variant happened to be a
+// singleton ran specialised code: the same loop body measured up to 0.05× apart depending on it.
+for (const make of [publicInto1, publicUsing1, publicAlloc1, publicSendRawRecv, rawSendPublicRecv]) make();
+publicIntoN(1);
+raw(1);
+
 const groups: Group[] = GROUPS.map((n) => {
   const g = `${n} fd${n === 1 ? "" : "s"}`;
   return {

@@ -24,7 +24,7 @@ import { CmsgCursor } from "./cmsg/parse.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
-import { adopt, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
+import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
 
@@ -565,19 +565,6 @@ function singleRightsSlots(I: Int32Array, at: number, controllen: number): numbe
   if (len < CMSG_HEADER_LEN || len > controllen || ((len + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK) < controllen) return -1;
   if (I[at + CMSG_LEVEL_W] !== K.SOL_SOCKET || I[at + CMSG_TYPE_W] !== K.SCM_RIGHTS) return -1;
   return (len - CMSG_HEADER_LEN) >> 2;
-}
-
-/** OwnedFds for `slots` consecutive fd words starting at word `first` (negative values skipped). */
-function adoptSlots(I: Int32Array, first: number, slots: number): OwnedFd[] {
-  // Sized up front (no growth while filling); trimmed if the kernel left negative slots.
-  const out = new Array<OwnedFd>(slots);
-  let k = 0;
-  for (let i = 0; i < slots; i++) {
-    const fd = I[first + i]!;
-    if (fd >= 0) out[k++] = adopt(fd);
-  }
-  if (k !== slots) out.length = k;
-  return out;
 }
 
 const cursor = new CmsgCursor(abi);

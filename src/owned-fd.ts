@@ -92,8 +92,33 @@ function enqueue(o: OwnedFd): void {
   const n = p.count;
   p.items[n] = o;
   p.count = n + 1;
-  if (n + 1 === PENDING_LIMIT) flushPending();
+  if (n + 1 >= PENDING_LIMIT) flushPending();
   else if (!p.queued) {
+    p.queued = true;
+    setImmediate(flushOnNextTurn);
+  }
+}
+
+/** enqueue() for a whole batch, in order (its last element ends on top of the stack). */
+function enqueueAll(batch: readonly OwnedFd[]): void {
+  const p = pending;
+  const k = batch.length;
+  if (k === 0) return;
+  // Invariant: count < PENDING_LIMIT after every enqueue (enqueue() flushes when it reaches it).
+  let n = p.count;
+  if (n + k >= PENDING_LIMIT) {
+    flushPending();
+    n = 0;
+  }
+  if (k >= PENDING_LIMIT) {
+    // larger than the whole stack (only darwin's RLIMIT-sized receives): register them right away
+    for (let i = 0; i < k; i++) batch[i]!._enroll();
+    return;
+  }
+  const items = p.items;
+  for (let i = 0; i < k; i++) items[n + i] = batch[i];
+  p.count = n + k;
+  if (!p.queued) {
     p.queued = true;
     setImmediate(flushOnNextTurn);
   }
@@ -104,10 +129,11 @@ export class OwnedFd implements Disposable {
   #enrolled = false;
 
   /** @internal Use OwnedFd.from(n) to take ownership of a number. */
-  constructor(fd: number, token: typeof INTERNAL) {
-    if (token !== INTERNAL) throw new TypeError("Illegal constructor: use OwnedFd.from(fd)");
+  constructor(fd: number, token: typeof INTERNAL | typeof INTERNAL_BATCH) {
+    if (token !== INTERNAL && token !== INTERNAL_BATCH) throw new TypeError("Illegal constructor: use OwnedFd.from(fd)");
     this.#fd = fd;
-    enqueue(this);
+    // a batch is pushed onto the pending stack as a whole by adoptSlots()
+    if (token === INTERNAL) enqueue(this);
   }
 
   /** @internal Puts a still-open fd under the leak net. */
@@ -199,6 +225,25 @@ export class OwnedFd implements Disposable {
 }
 
 const INTERNAL: unique symbol = Symbol("OwnedFd.internal");
+
+const INTERNAL_BATCH: unique symbol = Symbol("OwnedFd.internalBatch");
+
+/**
+ * @internal OwnedFds for the `slots` consecutive fd numbers at `words[first..]` (numbers the library
+ * just received; negative ones are skipped), pushed onto the pending stack in one step.
+ */
+export function adoptSlots(words: Int32Array, first: number, slots: number): OwnedFd[] {
+  // Sized up front (no growth while filling); trimmed if the kernel left negative slots.
+  const out = new Array<OwnedFd>(slots);
+  let k = 0;
+  for (let i = 0; i < slots; i++) {
+    const fd = words[first + i]!;
+    if (fd >= 0) out[k++] = new OwnedFd(fd, INTERNAL_BATCH);
+  }
+  if (k !== slots) out.length = k;
+  enqueueAll(out);
+  return out;
+}
 
 /** @internal Wraps a number the library just obtained from the kernel. */
 export function adopt(fd: number): OwnedFd {
