@@ -201,6 +201,34 @@ export class OwnedFd implements Disposable {
     p.count = top;
   }
 
+  /**
+   * @internal close() for every element of an array, with the pending-stack bookkeeping done once at
+   * the end instead of per element (a received batch closed in order: only its last element is on
+   * top, and popping it pops the rest).
+   */
+  static _closeEach(fds: readonly OwnedFd[]): void {
+    let last: OwnedFd | null = null;
+    for (let i = 0; i < fds.length; i++) {
+      const o = fds[i]!;
+      const fd = o.#fd;
+      if (fd < 0) continue;
+      o.#fd = -1;
+      if (o.#enrolled) leakNet.unregister(o);
+      else last = o;
+      closeFd(fd);
+    }
+    if (last !== null) popClosed();
+  }
+
+  /** @internal Pops closed objects off the top of the pending stack. */
+  static _popClosed(): void {
+    const p = pending;
+    const items = p.items;
+    let top = p.count;
+    while (top > 0 && items[top - 1]!.#fd < 0) items[--top] = undefined;
+    p.count = top;
+  }
+
   /** A new OwnedFd for the same open file description (F_DUPFD_CLOEXEC). */
   dup(): OwnedFd {
     return new OwnedFd(dupCloexec(this.fd), INTERNAL);
@@ -253,9 +281,13 @@ export function adopt(fd: number): OwnedFd {
 /** Closes every OwnedFd in a list (idempotent per element). */
 export function closeAll(fds: Iterable<OwnedFd>): void {
   if (Array.isArray(fds)) {
-    // the common case (a receive's fds array): an indexed loop, no iterator object
-    for (let i = 0; i < fds.length; i++) (fds[i] as OwnedFd).close();
+    // the common case (a receive's fds array): one pass, the leak-net bookkeeping once at the end
+    OwnedFd._closeEach(fds as OwnedFd[]);
     return;
   }
   for (const fd of fds) fd.close();
+}
+
+function popClosed(): void {
+  OwnedFd._popClosed();
 }

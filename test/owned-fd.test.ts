@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { OwnedFd } from "../src/owned-fd.ts";
+import { UnixStream } from "../src/socket.ts";
 import { UnixAncillaryError } from "../src/errors.ts";
 import { fdTarget, openFds } from "./helpers/fds.ts";
 import { closeRaw, hasCloexec, isOpen, openRaw } from "./fixtures/libc.ts";
@@ -19,6 +20,12 @@ function expectClosedError(f: () => unknown): void {
   expect(err).toBeInstanceOf(UnixAncillaryError);
   expect((err as UnixAncillaryError).code).toBe("ERR_UA_CLOSED");
   expect((err as UnixAncillaryError).kind).toBe("Closed");
+}
+
+/** Lets two event-loop turns pass (the leak net registers pending OwnedFds on the next turn). */
+async function nextTurns(): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
 }
 
 async function gcUntil(cond: () => boolean, ms = 2000): Promise<boolean> {
@@ -181,8 +188,8 @@ describe("FinalizationRegistry leak net", () => {
     o.close();
   });
 
-  // OwnedFd joins the registry from a microtask; an object closed in the same synchronous run never
-  // joins. Both paths must leave a reused/released number alone.
+  // OwnedFd joins the registry on the next event-loop turn; an object closed before then never joins.
+  // Both paths must leave a reused/released number alone.
   for (const enrolled of [false, true]) {
     const when = enrolled ? "after it joined the leak net" : "before it joined the leak net";
     test(`a closed OwnedFd that is collected later does not close a reused number (closed ${when})`, async () => {
@@ -191,7 +198,7 @@ describe("FinalizationRegistry leak net", () => {
       await (async () => {
         const o = OwnedFd.from(openRaw("/dev/null"));
         n = o.fd;
-        if (enrolled) await Bun.sleep(0);
+        if (enrolled) await nextTurns();
         o.close();
       })();
       const other = openRaw("/dev/zero");
@@ -206,12 +213,51 @@ describe("FinalizationRegistry leak net", () => {
       let n = -1;
       await (async () => {
         const o = OwnedFd.from(openRaw("/dev/null"));
-        if (enrolled) await Bun.sleep(0);
+        if (enrolled) await nextTurns();
         n = o.release();
       })();
       await gcUntil(() => false, 300);
       expect(fdTarget(n)).toBe("/dev/null");
       closeRaw(n);
+    });
+  }
+});
+
+describe("closing a received batch (closeAll / dispose)", () => {
+  for (const enrolled of [false, true]) {
+    test(`closes exactly the fds still owned, once each, ${enrolled ? "after the batch joined the leak net" : "before the batch joined the leak net"}`, async () => {
+      const baseline = openFds();
+      const [tx, rx] = UnixStream.pair();
+      const sent = Array.from({ length: 6 }, () => openRaw("/dev/null"));
+      tx.sendFdsSync("b", sent);
+      for (const n of sent) closeRaw(n);
+      let released = -1;
+      let numbers: number[] = [];
+      await (async () => {
+        const r = rx.recvFdsSync(6);
+        numbers = r.fds.map((f) => f.fd);
+        if (enrolled) await nextTurns();
+        r.fds[1]!.close(); // closed on its own first
+        released = r.fds[2]!.release(); // no longer ours
+        r.fds[4]!.close();
+        r[Symbol.dispose](); // closes 0, 3, 5; skips 1, 2, 4
+        for (const f of r.fds) expect(f.closed).toBe(true);
+        r[Symbol.dispose](); // idempotent
+      })();
+      expect(isOpen(released)).toBe(true);
+      // Occupy every freed number with a sentinel: a second close of any of them would close a sentinel.
+      const freed = numbers.filter((n) => n !== released);
+      for (const n of freed) expect(isOpen(n)).toBe(false);
+      const sentinels = freed.map(() => openRaw("/dev/zero"));
+      expect([...sentinels].sort((a, b) => a - b)).toEqual([...freed].sort((a, b) => a - b));
+      await gcUntil(() => false, 150); // collects the batch's objects (and runs the net, if it were wrong)
+      for (const n of sentinels) expect(fdTarget(n)).toBe("/dev/zero");
+      expect(fdTarget(released)).toBe("/dev/null");
+      for (const n of sentinels) closeRaw(n);
+      closeRaw(released);
+      tx.close();
+      rx.close();
+      expect(openFds()).toEqual(baseline);
     });
   }
 });
