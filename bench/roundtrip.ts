@@ -5,7 +5,7 @@
  *   bun bench/roundtrip.ts --quick   CI smoke run (< 10 s)
  *
  * Variants, measured in the same process. A round runs each fd-count group's variants back to back
- * (order rotated every round) for a few milliseconds each; a group's ratio is the median over 301
+ * (order shuffled every round) for a few milliseconds each; a group's ratio is the median over 301
  * rounds of the per-round ratio, so it compares measurements taken milliseconds apart (the speed of a
  * shared VM drifts over seconds; longer windows gave per-round ratios from 0.6 to 1.9).
  *   - public   the library: a.sendFdsSync(one, fds); r = b.recvFdsIntoSync(N, buf); close the fds
@@ -339,7 +339,7 @@ function paired(num: number[], den: number[]): { med: number; lo: number; hi: nu
 console.log(`unix-ancillary round-trip benchmark${QUICK ? " (--quick)" : ""}`);
 console.log(`Bun ${Bun.version} (${Bun.revision.slice(0, 12)}), ${abi.name}, ${navigator.hardwareConcurrency} CPUs, tinybench 6.2.5`);
 if ("skip" in c) console.log(`NOTE: ${c.skip}`);
-console.log(`rounds=${CFG.rounds}, ${CFG.taskMs} ms per variant per round, order rotated each round; value = median over rounds of the round's median ns/op\n`);
+console.log(`rounds=${CFG.rounds}, ${CFG.taskMs} ms per variant per round, order shuffled each round; value = median over rounds of the round's median ns/op\n`);
 
 
 interface Group {
@@ -369,7 +369,7 @@ const groups: Group[] = GROUPS.map((n) => {
     c: "exe" in c ? cUnit(g, c.exe, n) : undefined,
   };
 });
-// Each group's variants run back to back in every round (order rotated), so a paired ratio compares
+// Each group's variants run back to back in every round (order shuffled), so a paired ratio compares
 // measurements taken within a second of each other: on a shared VM the speed drifts over seconds.
 const groupUnits = groups.map((g) => [g.pub, g.using, g.alloc, g.raw, g.c].filter((u): u is Unit => u !== undefined));
 const results = runRounds(groupUnits, CFG.rounds, CFG.taskMs, "main");
