@@ -22,6 +22,17 @@ const TWO_32 = 0x1_0000_0000;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
+/**
+ * %TypedArray%.prototype.buffer's own getter: materialises a view's ArrayBuffer even when a subclass
+ * shadows `buffer` (reading `buf.buffer` would then run user code and materialise nothing).
+ */
+const bufferGetter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), "buffer")!.get! as (this: Uint8Array) => ArrayBufferLike;
+
+/** The ArrayBuffer behind `view`, created now if it did not exist yet (which may move the view's storage). */
+export function materialise(view: Uint8Array): ArrayBufferLike {
+  return bufferGetter.call(view);
+}
+
 /** Writes an unsigned 4- or 8-byte field at a 4-aligned byte offset through an Int32Array. */
 function putField(i32: Int32Array, at: number, field: Field, value: number): void {
   const w = (at + field.offset) >> 2;
@@ -81,7 +92,7 @@ export class MsgBlock {
         // Second use in a row: remember it. Materialise the ArrayBuffer before taking the address —
         // JSC moves a small typed array's storage when its .buffer is first created, which would
         // strand a remembered pointer; afterwards the storage stays put for the life of the buffer.
-        this.#arrayBuffer = buf.buffer;
+        this.#arrayBuffer = materialise(buf);
         this.#buf = buf;
         this.#bufOffset = buf.byteOffset;
         this.#bufLength = len;

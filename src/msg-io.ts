@@ -23,7 +23,7 @@ import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
-import { MsgBlock } from "./msg-block.ts";
+import { materialise, MsgBlock } from "./msg-block.ts";
 import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
@@ -133,7 +133,7 @@ class IovecArray {
       // Materialise the ArrayBuffer before taking the address: JSC moves a small typed array's storage
       // when its .buffer is first created, which would strand a remembered pointer. Afterwards the
       // storage stays put for the life of the buffer.
-      this.#lastArrayBuffer = len > 0 ? buf.buffer : null;
+      this.#lastArrayBuffer = len > 0 ? materialise(buf) : null;
       this.#lastBuf = len > 0 ? buf : null;
       this.#lastOffset = buf.byteOffset;
       this.#lastLength = len;
@@ -239,12 +239,18 @@ class Engine {
   // ------------------------------------------------------------------------------------------------
 
   /**
-   * Writes one SCM_RIGHTS message for `fds` at offset 0 of the send control buffer and returns its
-   * CMSG_SPACE. The fd numbers are resolved straight into their slots (throws for a closed OwnedFd or a
-   * non-fd, before any syscall); the header and the tail padding are rewritten only when the count
-   * changes — every other byte of the message is one of the slots just written.
+   * Step 1 of every send: writes one SCM_RIGHTS message for `fds` at the start of the send control
+   * region and returns its CMSG_SPACE (0 for null: no control data at all; an empty list gives a
+   * header-only message). The fd numbers are resolved straight into their slots; this is where user
+   * code can run (an `{ fd }` getter), so callers stage FIRST and only then read the socket's number
+   * and let send()/sendOne() take payload addresses: a getter that moves or detaches the payload's
+   * storage, or closes the socket, then changes nothing already taken. Throws for a closed OwnedFd or
+   * a non-fd, before any syscall. The header and tail padding are rewritten only when the count
+   * changes — every other byte of the message is one of the slots just written. The staged message is
+   * valid until the next stageRights(): call send()/sendOne() right after.
    */
-  #stageRights(fds: readonly FdLike[]): number {
+  stageRights(fds: readonly FdLike[] | null): number {
+    if (fds === null) return 0;
     const n = fds.length;
     if (n > abi.maxFdsPerSend) throw tooManyFds(n);
     const blk = this.#sendBlock;
@@ -275,25 +281,24 @@ class Engine {
   }
 
   /**
-   * One sendmsg of `buffers` with one SCM_RIGHTS message carrying `fds` (header-only when fds is empty;
-   * no control data at all when fds is null). Returns bytes accepted.
+   * Step 2: one sendmsg of `buffers` with the message stageRights() just returned `controlLength` for.
+   * Returns bytes accepted. No user code runs between taking the buffers' addresses and the syscall.
    */
-  send(sock: number, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
+  send(sock: number, buffers: readonly Uint8Array[], controlLength: number, extraFlags: number): number {
     const iov = this.#sendIov;
     const nb = buffers.length;
     iov.ensure(nb);
     for (let i = 0; i < nb; i++) iov.set(i, buffers[i]!);
-    const ctlLen = fds !== null ? this.#stageRights(fds) : 0;
-    const r = this.#sendmsg(sock, nb, this.#sendBlock.address + this.#sendBlock.controlOffset, ctlLen, extraFlags);
+    const r = this.#sendmsg(sock, nb, this.#sendBlock.address + this.#sendBlock.controlOffset, controlLength, extraFlags);
     keepAlive(buffers);
     return r;
   }
 
   /** send() of a single buffer (the scalar methods), entirely in the send block. */
-  sendOne(sock: number, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
+  sendOne(sock: number, data: Uint8Array, controlLength: number, extraFlags: number): number {
     const blk = this.#sendBlock;
     blk.setBuffer(data);
-    blk.setControl(fds !== null ? this.#stageRights(fds) : 0);
+    blk.setControl(controlLength);
     if (NOSIGPIPE_OPTION) this.#noSigpipe(sock);
     const r = sendmsg(sock, blk.address, SEND_FLAGS | extraFlags);
     keepAlive(data);

@@ -222,22 +222,26 @@ export abstract class UnixSocket implements Disposable {
   sendFdsSync(data: Payload, fds?: readonly FdLike[]): number {
     const bytes = toBytes(data);
     const list = checkFdList(fds);
-    const sock = this.fd;
+    void this.fd; // a closed socket fails before anything else
     this.checkPayload(bytes.byteLength, list.length);
     if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
-    return engine.sendOne(sock, bytes, list, 0);
+    // Stage first: resolving the list may run user code ({ fd } getters); the socket number and the
+    // payload's address are taken only after it (see Engine.stageRights).
+    const control = engine.stageRights(list);
+    return engine.sendOne(this.fd, bytes, control, 0);
   }
 
   /** One sendmsg gathering `buffers` in order, with `fds` attached. No "all" variant: finish a partial send yourself without resending fds. */
   sendFdsVectoredSync(buffers: readonly Payload[], fds?: readonly FdLike[]): number {
     const list = toByteList(buffers, "buffers");
     const fdList = checkFdList(fds);
-    const sock = this.fd;
+    void this.fd; // a closed socket fails before anything else
     let total = 0;
     for (const b of list) total += b.byteLength;
     this.checkPayload(total, fdList.length);
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return 0;
-    return engine.send(sock, list, fdList, 0);
+    const control = engine.stageRights(fdList); // first: see sendFdsSync
+    return engine.send(this.fd, list, control, 0);
   }
 
   protected checkPayload(bytes: number, fds: number): void {
@@ -456,7 +460,10 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.schedule(this.sendQueue, "writable", signal, (sock) => orAgain(engine.sendOne(sock, bytes, list, K.MSG_DONTWAIT)));
+    return this.schedule(this.sendQueue, "writable", signal, () => {
+      const control = engine.stageRights(list); // first: see sendFdsSync
+      return orAgain(engine.sendOne(this.fd, bytes, control, K.MSG_DONTWAIT));
+    });
   }
 
   /** Async sendFdsVectoredSync. */
@@ -473,7 +480,10 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.schedule(this.sendQueue, "writable", signal, (sock) => orAgain(engine.send(sock, list, fdList, K.MSG_DONTWAIT)));
+    return this.schedule(this.sendQueue, "writable", signal, () => {
+      const control = engine.stageRights(fdList); // first: see sendFdsSync
+      return orAgain(engine.send(this.fd, list, control, K.MSG_DONTWAIT));
+    });
   }
 }
 
@@ -562,7 +572,10 @@ export class UnixStream extends UnixSocket {
       let sent = 0;
       try {
         if (list.length > 0) {
-          sent = await this.untilReady("writable", signal, (sock) => orAgain(engine.sendOne(sock, bytes, list, K.MSG_DONTWAIT)));
+          sent = await this.untilReady("writable", signal, () => {
+            const control = engine.stageRights(list); // first: see sendFdsSync
+            return orAgain(engine.sendOne(this.fd, bytes, control, K.MSG_DONTWAIT));
+          });
           if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
         }
         while (sent < bytes.byteLength) {
@@ -585,11 +598,13 @@ export class UnixStream extends UnixSocket {
   sendFdsAllSync(data: Payload, fds?: readonly FdLike[]): void {
     const bytes = toBytes(data);
     const list = checkFdList(fds);
-    const sock = this.fd;
+    void this.fd; // a closed socket fails before anything else
     this.checkPayload(bytes.byteLength, list.length);
     let sent = 0;
+    const control = list.length > 0 ? engine.stageRights(list) : 0; // first: see sendFdsSync
+    const sock = this.fd;
     if (list.length > 0) {
-      sent = engine.sendOne(sock, bytes, list, 0);
+      sent = engine.sendOne(sock, bytes, control, 0);
       if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
     }
     while (sent < bytes.byteLength) {
