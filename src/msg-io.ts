@@ -294,11 +294,16 @@ class Engine {
     return r;
   }
 
-  /** send() of a single buffer (the scalar methods), entirely in the send block. */
-  sendOne(sock: number, data: Uint8Array, controlLength: number, extraFlags: number): number {
+  /**
+   * stageRights(fds) + send() of a single buffer (the scalar methods), entirely in the send block:
+   * stages first, then reads `socket.fd`, then takes the payload's address (see stageRights).
+   */
+  sendOne(socket: { readonly fd: number }, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
+    const control = this.stageRights(fds);
+    const sock = socket.fd;
     const blk = this.#sendBlock;
     blk.setBuffer(data);
-    blk.setControl(controlLength);
+    blk.setControl(control);
     if (NOSIGPIPE_OPTION) this.#noSigpipe(sock);
     const r = sendmsg(sock, blk.address, SEND_FLAGS | extraFlags);
     keepAlive(data);

@@ -225,10 +225,9 @@ export abstract class UnixSocket implements Disposable {
     void this.fd; // a closed socket fails before anything else
     this.checkPayload(bytes.byteLength, list.length);
     if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
-    // Stage first: resolving the list may run user code ({ fd } getters); the socket number and the
-    // payload's address are taken only after it (see Engine.stageRights).
-    const control = engine.stageRights(list);
-    return engine.sendOne(this.fd, bytes, control, 0);
+    // The engine resolves the list first — that may run user code ({ fd } getters) — and only then
+    // reads our fd and takes the payload's address (see Engine.stageRights).
+    return engine.sendOne(this, bytes, list, 0);
   }
 
   /** One sendmsg gathering `buffers` in order, with `fds` attached. No "all" variant: finish a partial send yourself without resending fds. */
@@ -461,8 +460,7 @@ export abstract class UnixSocket implements Disposable {
     }
     if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
     return this.schedule(this.sendQueue, "writable", signal, () => {
-      const control = engine.stageRights(list); // first: see sendFdsSync
-      return orAgain(engine.sendOne(this.fd, bytes, control, K.MSG_DONTWAIT));
+      return orAgain(engine.sendOne(this, bytes, list, K.MSG_DONTWAIT));
     });
   }
 
@@ -573,8 +571,7 @@ export class UnixStream extends UnixSocket {
       try {
         if (list.length > 0) {
           sent = await this.untilReady("writable", signal, () => {
-            const control = engine.stageRights(list); // first: see sendFdsSync
-            return orAgain(engine.sendOne(this.fd, bytes, control, K.MSG_DONTWAIT));
+            return orAgain(engine.sendOne(this, bytes, list, K.MSG_DONTWAIT));
           });
           if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
         }
@@ -601,14 +598,12 @@ export class UnixStream extends UnixSocket {
     void this.fd; // a closed socket fails before anything else
     this.checkPayload(bytes.byteLength, list.length);
     let sent = 0;
-    const control = list.length > 0 ? engine.stageRights(list) : 0; // first: see sendFdsSync
-    const sock = this.fd;
     if (list.length > 0) {
-      sent = engine.sendOne(sock, bytes, control, 0);
+      sent = engine.sendOne(this, bytes, list, 0); // reads our fd after resolving the list
       if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
     }
     while (sent < bytes.byteLength) {
-      const n = engine.sendRange(sock, bytes, sent, 0);
+      const n = engine.sendRange(this.fd, bytes, sent, 0);
       if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
       sent += n;
     }
