@@ -42,6 +42,12 @@ afterAll(async () => {
 
 type Sock = UnixStream | UnixDatagram | UnixSeqpacket;
 
+// qemu-user (the arm64 CI runs) answers a recvmsg whose msg_iovlen is 0 with 0 without calling the
+// kernel: it neither reports EAGAIN nor consumes an empty datagram. The zero-buffer cases below are
+// skipped there (named in the test titles); the kernel's own behaviour is tested natively.
+const EMULATED = process.env.UA_EMULATED === "1";
+const ZERO_IOV_NOTE = EMULATED ? " (zero-buffer cases skipped under qemu-user: it answers an empty iovec itself)" : "";
+
 function catchErr(f: () => unknown): unknown {
   try {
     f();
@@ -273,13 +279,13 @@ function fillUntilEagain(send: () => number): number {
 }
 
 describe("sync API on sockets the caller made non-blocking: EAGAIN is thrown, never a sentinel", () => {
-  test("recvFdsVectoredSync (0, 1, 2 buffers), recvFdsExactIntoSync, recvFdsSync(> budget) on every kind", async () => {
+  test(`recvFdsVectoredSync (0, 1, 2 buffers), recvFdsExactIntoSync, recvFdsSync(> budget) on every kind${ZERO_IOV_NOTE}`, async () => {
     await expectNoFdLeak(() => {
       for (const make of [() => UnixStream.pair(), () => UnixDatagram.pair(), () => UnixSeqpacket.pair()] as (() => [Sock, Sock])[]) {
         const [tx, rx] = make();
         try {
           setNonblocking(rx.fd);
-          expectEagain(() => rx.recvFdsVectoredSync(4, []), "recvmsg");
+          if (!EMULATED) expectEagain(() => rx.recvFdsVectoredSync(4, []), "recvmsg");
           expectEagain(() => rx.recvFdsVectoredSync(4, [new Uint8Array(8)]), "recvmsg");
           expectEagain(() => rx.recvFdsVectoredSync(4, [new Uint8Array(8), new Uint8Array(8)]), "recvmsg");
           expectEagain(() => rx.recvFdsVectoredSync(1000, [new Uint8Array(8), new Uint8Array(8)]), "recvmsg");
@@ -380,7 +386,7 @@ describe("async API: the WOULD_BLOCK sentinels never reach a caller", () => {
     ["datagram", () => UnixDatagram.pair()],
     ["seqpacket", () => UnixSeqpacket.pair()],
   ];
-  test("every async receive, on every kind, waiting first or not, on library- and caller-non-blocking sockets: fds is a fresh mutable array", async () => {
+  test(`every async receive, on every kind, waiting first or not, on library- and caller-non-blocking sockets: fds is a fresh mutable array${ZERO_IOV_NOTE}`, async () => {
     await expectNoFdLeak(async () => {
       for (const [kind, make] of kinds) {
         for (const userNonblocking of [false, true]) {
@@ -391,6 +397,7 @@ describe("async API: the WOULD_BLOCK sentinels never reach a caller", () => {
               for (const waitFirst of [false, true]) {
                 const where = `${kind} ${name} ${waitFirst ? "waiting" : "ready"}${userNonblocking ? " O_NONBLOCK" : ""}`;
                 if (kind === "stream" && name.includes("[]")) continue; // a 0-byte stream read consumes nothing: no message to wait for
+                if (EMULATED && name.includes("[]")) continue; // see ZERO_IOV_NOTE
                 const payload = name.includes("[]") ? "" : "x";
                 let pending: ReturnType<typeof recv>;
                 if (waitFirst) {
