@@ -210,6 +210,13 @@ export class OwnedFd implements Disposable {
     let last: OwnedFd | null = null;
     for (let i = 0; i < fds.length; i++) {
       const o = fds[i]!;
+      if (typeof o !== "object" || o === null || !(#fd in o)) {
+        // not an OwnedFd (a caller put something else in the array): its own close(), if it has one;
+        // the OwnedFds after it are closed regardless
+        const close = typeof o === "object" && o !== null ? (o as { close?: unknown }).close : undefined;
+        if (typeof close === "function") close.call(o);
+        continue;
+      }
       const fd = o.#fd;
       if (fd < 0) continue;
       o.#fd = -1;

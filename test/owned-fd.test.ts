@@ -260,4 +260,20 @@ describe("closing a received batch (closeAll / dispose)", () => {
       expect(openFds()).toEqual(baseline);
     });
   }
+
+  test("a foreign object a caller put into the fds array gets its own close(); every OwnedFd after it is still closed", () => {
+    const [tx, rx] = UnixStream.pair();
+    const sent = [openRaw("/dev/null"), openRaw("/dev/null")];
+    tx.sendFdsSync("f", sent);
+    for (const n of sent) closeRaw(n);
+    const r = rx.recvFdsSync(2);
+    const owned = [...r.fds];
+    let called = 0;
+    (r.fds as unknown[]).splice(1, 0, { close: () => called++ }, 42);
+    r[Symbol.dispose]();
+    expect(called).toBe(1);
+    for (const f of owned) expect(f.closed).toBe(true);
+    tx.close();
+    rx.close();
+  });
 });
