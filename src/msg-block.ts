@@ -29,7 +29,7 @@ const align8 = (n: number): number => (n + 7) & ~7;
 const bufferGetter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), "buffer")!.get! as (this: Uint8Array) => ArrayBufferLike;
 
 /** The ArrayBuffer behind `view`, created now if it did not exist yet (which may move the view's storage). */
-export function materialise(view: Uint8Array): ArrayBufferLike {
+function materialise(view: Uint8Array): ArrayBufferLike {
   return bufferGetter.call(view);
 }
 

@@ -23,7 +23,7 @@ import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
-import { materialise, MsgBlock } from "./msg-block.ts";
+import { MsgBlock } from "./msg-block.ts";
 import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
@@ -112,43 +112,18 @@ class IovecArray {
     this.bytes = new Uint8Array(IOV.size * Math.max(n, this.capacity * 2));
     this.view = new DataView(this.bytes.buffer);
     this.address = ptr(this.bytes);
-    this.#lastBuf = null;
-    this.#lastLength = -1;
   }
-  // Slot 0 remembers the last whole buffer it pointed at: a loop reusing one buffer skips ptr() (≈20 ns).
-  // The address of a given typed array never changes in Bun (bun-facts Q1); a detached or resized
-  // buffer changes byteLength/byteOffset and misses the cache.
-  #lastBuf: Uint8Array | null = null;
-  /** Held only to keep `.buffer` materialised (see set()): never read. */
-  #lastArrayBuffer: ArrayBufferLike | null = null;
-  #lastOffset = -1;
-  #lastLength = -1;
 
-  /** Points iovec i at `buf` (a zero-length buffer gets a null base: ptr() rejects empty views). */
-  set(i: number, buf: Uint8Array, start = 0, end = buf.byteLength): void {
+  /**
+   * Points iovec i at `buf` (a zero-length buffer gets a null base: ptr() rejects empty views). The
+   * address is taken fresh every call and used by the syscall right after, with no user code in
+   * between; the scalar methods' buffer cache lives in MsgBlock.
+   */
+  set(i: number, buf: Uint8Array): void {
     const at = i * IOV.size;
-    const len = end - start;
-    if (i === 0 && start === 0) {
-      if (buf === this.#lastBuf && buf.byteOffset === this.#lastOffset && len === this.#lastLength) return;
-      // Materialise the ArrayBuffer before taking the address: JSC moves a small typed array's storage
-      // when its .buffer is first created, which would strand a remembered pointer. Afterwards the
-      // storage stays put for the life of the buffer.
-      this.#lastArrayBuffer = len > 0 ? materialise(buf) : null;
-      this.#lastBuf = len > 0 ? buf : null;
-      this.#lastOffset = buf.byteOffset;
-      this.#lastLength = len;
-    } else if (i === 0) {
-      this.#lastBuf = null;
-    }
-    writeUnsigned(this.view, at, IOV.base, len > 0 ? ptr(buf, start) : 0);
+    const len = buf.byteLength;
+    writeUnsigned(this.view, at, IOV.base, len > 0 ? ptr(buf) : 0);
     writeUnsigned(this.view, at, IOV.len, len);
-  }
-
-  /** Drops the remembered buffer (so a caller's buffer is not kept alive by the engine). */
-  release(): void {
-    this.#lastBuf = null;
-    this.#lastArrayBuffer = null;
-    this.#lastLength = -1;
   }
 }
 
@@ -504,7 +479,6 @@ class Engine {
     this.last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
     const written = Math.min(readUnsigned(h.view, 0, M.controllen), control.byteLength);
     h.invalidateControllen();
-    this.#recvIov.release();
     return written;
   }
 }

@@ -192,13 +192,8 @@ export class OwnedFd implements Disposable {
       leakNet.unregister(this);
       return;
     }
-    const p = pending;
-    const items = p.items;
-    let top = p.count;
-    if (top === 0 || items[top - 1] !== this) return;
-    do items[--top] = undefined;
-    while (top > 0 && items[top - 1]!.#fd < 0);
-    p.count = top;
+    const top = pending.count;
+    if (top > 0 && pending.items[top - 1] === this) OwnedFd.#popClosed(); // this one is closed already
   }
 
   /**
@@ -224,11 +219,11 @@ export class OwnedFd implements Disposable {
       else last = o;
       closeFd(fd);
     }
-    if (last !== null) popClosed();
+    if (last !== null) OwnedFd.#popClosed();
   }
 
-  /** @internal Pops closed objects off the top of the pending stack. */
-  static _popClosed(): void {
+  /** Pops closed (or released) objects off the top of the pending stack. */
+  static #popClosed(): void {
     const p = pending;
     const items = p.items;
     let top = p.count;
@@ -295,6 +290,3 @@ export function closeAll(fds: Iterable<OwnedFd>): void {
   for (const fd of fds) fd.close();
 }
 
-function popClosed(): void {
-  OwnedFd._popClosed();
-}
