@@ -13,7 +13,7 @@ import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { SystemError, UnixStream, type ReceivedFds } from "../src/index.ts";
 import * as sys from "../src/sys.ts";
-import { expectNoFdLeak, fdTarget } from "./helpers/fds.ts";
+import { fdTarget, expectNoFdLeak } from "./helpers/fds.ts";
 
 const fixture = (name: string) => join(import.meta.dir, "fixtures", name);
 const text = (u: Uint8Array) => new TextDecoder().decode(u);

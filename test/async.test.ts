@@ -25,7 +25,7 @@ import {
 } from "../src/index.ts";
 import { K } from "../src/platform/index.ts";
 import * as sys from "../src/sys.ts";
-import { countOpenFds, expectNoFdLeak, fdTarget } from "./helpers/fds.ts";
+import { fdTarget, fdSnapshot, expectNewFds, expectNoNewFds, expectNoFdLeak } from "./helpers/fds.ts";
 
 // ---- helpers --------------------------------------------------------------------------------------
 
@@ -173,11 +173,11 @@ describe("crate §5.7 async_fd", () => {
       const [a, b] = UnixStream.pair();
       const fds = [devNull(), devNull(), devNull()];
       await a.sendFds("three", fds);
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const got = await b.recvFds(1);
       expect(text(got.data)).toBe("three");
       expect(got.fds).toHaveLength(1);
-      expect(countOpenFds()).toBe(before + 1); // only the delivered one is open
+      expectNewFds(before, 1); // only the delivered one is open
       got[Symbol.dispose]();
       fds.forEach((f) => closeSync(f));
       a.close();
@@ -502,12 +502,12 @@ describe("abort", () => {
       const reason = new Error("why");
       const ac = new AbortController();
       ac.abort(reason);
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const e = await expectUaError(() => b.recvFds(1, { signal: ac.signal }), "ERR_UA_ABORTED");
       expect(e.cause).toBe(reason);
       expect(e.kind).toBe("Aborted");
       await expectUaError(() => b.recvFdsInto(1, new Uint8Array(8), { signal: ac.signal }), "ERR_UA_ABORTED");
-      expect(countOpenFds()).toBe(before); // nothing was received
+      expectNoNewFds(before); // nothing was received
       const got = await within(b.recvFds(1), 1000, "next recvFds");
       expect(text(got.data)).toBe("kept");
       expect(got.fds).toHaveLength(1);
@@ -526,13 +526,13 @@ describe("abort", () => {
       const [a, b] = UnixStream.pair();
       const fd = devNull();
       const ac = new AbortController();
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const p = b.recvFds(1, { signal: ac.signal });
       expect(await stillPending(p, 20)).toBe(true);
       ac.abort("stop");
       const e = await expectUaError(() => within(p, 1000, "aborted recvFds"), "ERR_UA_ABORTED");
       expect(e.cause).toBe("stop");
-      expect(countOpenFds()).toBe(before);
+      expectNoNewFds(before);
       await Bun.sleep(10);
       await a.sendFds("after", [fd]);
       const got = await within(b.recvFds(1), 2000, "recvFds after abort");

@@ -26,7 +26,7 @@ import {
   HEADER_SIZE,
   type HandoffServer,
 } from "../src/handoff/index.ts";
-import { countOpenFds, fdTarget, openFds } from "./helpers/fds.ts";
+import { fdTarget, fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
 
 /**
  * fd hygiene: after `body` and a short settle (servers of earlier steps close asynchronously), no fd
@@ -34,12 +34,10 @@ import { countOpenFds, fdTarget, openFds } from "./helpers/fds.ts";
  */
 async function expectNoFdLeak<T>(body: () => T | Promise<T>): Promise<T> {
   await Bun.sleep(20);
-  const before = openFds();
+  const before = fdSnapshot();
   const r = await body();
   await Bun.sleep(30);
-  const after = openFds();
-  const extra = after.filter((fd) => !before.includes(fd)).map((fd) => `${fd}=${fdTarget(fd)}`);
-  if (after.length > before.length || extra.length > 0) throw new Error(`fd leak: ${after.length - before.length} more fds; new: [${extra.join(", ")}]`);
+  expectNoNewFds(before);
   return r;
 }
 
@@ -144,7 +142,7 @@ describe("serveHandoff / requestHandoff in one process", () => {
     const s4 = bunServe();
     cleanups.push(() => { s1.close(); s2.close(); s3.close(); });
     const path = ctlPath();
-    const before = countOpenFds();
+    const before = fdSnapshot();
     const ho = track(serveHandoff({ a: s1, b: s2, c: s3, unused: s4 }, { path }));
     const h = await requestHandoff({ path });
     expect([...h.listeners.keys()]).toEqual(["a", "b", "c", "unused"]);
@@ -168,7 +166,7 @@ describe("serveHandoff / requestHandoff in one process", () => {
     await nh.close();
     ho.close();
     await Bun.sleep(20);
-    expect(countOpenFds()).toBe(before - 3); // s1..s3 were closed; everything received is closed too
+    expectNoNewFds(before); // everything received is closed too
   });
 
   test("Bun.serve self-check failure: loud fallback to node:http on the received address, never a wrong port", async () => {

@@ -16,7 +16,7 @@ import { abi, K } from "../src/platform/index.ts";
 const MAX = abi.maxFdsPerSend;
 import * as sys from "../src/sys.ts";
 import { reactorStats, shutdownReactor, waitFor } from "../src/async/reactor.ts";
-import { expectNoFdLeak, fdTarget, openFds } from "./helpers/fds.ts";
+import { fdTarget, fdSnapshot, newFdsSince, expectNoFdLeak } from "./helpers/fds.ts";
 import { closeRaw, isOpen, pipeRaw, readRaw, setNonblocking, writeRaw } from "./fixtures/libc.ts";
 
 // ---- helpers --------------------------------------------------------------------------------------
@@ -611,7 +611,7 @@ describe("reactor close hook only while registrations exist", () => {
       const [x, y] = sys.socketpair(K.SOCK_STREAM);
       return [OwnedFd.from(x), OwnedFd.from(y)];
     };
-    const baseline = openFds().filter((fd) => fdTarget(fd)?.startsWith("socket:"));
+    const baseline = fdSnapshot();
     // (a) the first registration installs the hook: closing the OwnedFd (no explicit forget) rejects
     const [a1, a2] = ownedPair();
     const num = a1.fd;
@@ -685,7 +685,7 @@ describe("reactor close hook only while registrations exist", () => {
     got[Symbol.dispose]();
     e1.close();
     e2.close();
-    expect(openFds().filter((fd) => fdTarget(fd)?.startsWith("socket:"))).toEqual(baseline);
+    expect(newFdsSince(baseline).filter((s) => s.includes("=socket:"))).toEqual([]);
   });
 });
 

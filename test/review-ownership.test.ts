@@ -11,7 +11,7 @@ import { UnixListener, UnixSeqpacket, UnixStream } from "../src/socket.ts";
 import { requestHandoff } from "../src/handoff/client.ts";
 import { serveHandoff } from "../src/handoff/server.ts";
 import { encodeFrame } from "../src/handoff/protocol.ts";
-import { fdTarget, openFds } from "./helpers/fds.ts";
+import { openFds, fdTarget } from "./helpers/fds.ts";
 import { closeRaw, openRaw } from "./fixtures/libc.ts";
 
 const OFFER = 2;

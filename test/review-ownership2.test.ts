@@ -28,7 +28,7 @@ import { abi } from "../src/platform/index.ts";
 import { WOULD_BLOCK_FDS } from "../src/msg-io.ts";
 import { adoptSlots, closeAll } from "../src/owned-fd.ts";
 import { shutdownReactor } from "../src/async/reactor.ts";
-import { expectNoFdLeak, fdTarget } from "./helpers/fds.ts";
+import { fdTarget, expectNoFdLeak } from "./helpers/fds.ts";
 import { closeRaw, dupRaw, isOpen, openRaw, pipeRaw, setNonblocking } from "./fixtures/libc.ts";
 
 const MAX = abi.maxFdsPerSend; // 253 on glibc, 252 on musl
