@@ -1,5 +1,5 @@
 /**
- * Review of the hot-path refactor (MsgBlock send/receive blocks, staged SCM_RIGHTS header reused across
+ * Reuse of the per-socket message blocks (MsgBlock send/receive blocks, staged SCM_RIGHTS header reused across
  * sends, receiveOne's >253 fallback, OwnedFd's pending-registration stack, UnixSocket's cached fd
  * number, the reactor's close hook installed only while registrations exist).
  *
@@ -544,7 +544,7 @@ describe("receive/send block iovec cache: buffer identity, offsets, detached and
   });
 
   // Under qemu-user (the arm64 CI runs) creating a resizable ArrayBuffer aborts Bun itself ("mprotect
-  // failed: Cannot allocate memory"), as in review-ownership.test.ts.
+  // failed: Cannot allocate memory"), as in ownership-edge-cases.test.ts.
   test.skipIf(process.env.UA_EMULATED === "1")("a length-tracking view on a resizable ArrayBuffer: each receive uses the current length (skipped under qemu-user: JSC cannot reserve resizable buffers there)", async () => {
     await expectNoFdLeak(() => {
       const [tx, rx] = UnixStream.pair();
@@ -579,7 +579,7 @@ describe("OwnedFd pending stack and the FinalizationRegistry net", () => {
   test("1,000+ received OwnedFds closed in forward/reverse/random order, released, kept across a turn, dropped: no double close, no leak", async () => {
     const env = { ...process.env };
     delete env.UNIX_ANCILLARY_DEBUG;
-    const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "review-hotpath-gc.ts")], {
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "leak-net-gc-stack.ts")], {
       env,
       stdout: "pipe",
       stderr: "pipe",
