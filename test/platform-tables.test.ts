@@ -15,7 +15,7 @@ import { bufferSizeForRights } from "../src/cmsg/sizes.ts";
 
 const TABLES: readonly Abi[] = [linuxX64Gnu, linuxX64Musl, linuxArm64Gnu, linuxArm64Musl, darwinX64, darwinArm64, freebsdX64];
 
-/** crate spec §2.1: rights(1) / rights(253) per OS. */
+/** docs/design.md, "Wire format": rights(1) / rights(253) per OS. */
 const RIGHTS_SIZES: Record<Abi["os"], [number, number]> = { linux: [24, 1032], darwin: [16, 1024], freebsd: [24, 1032] };
 
 type Span = { name: string; offset: number; size: number };
@@ -104,7 +104,7 @@ describe.each(TABLES.map((a) => [a.name, a] as const))("%s", (_name, abi) => {
     expect(c.headerLen % c.align).toBe(0);
   });
 
-  test("bufferSizeForRights matches crate spec §2.1", () => {
+  test("bufferSizeForRights matches the sizes in docs/design.md, Wire format", () => {
     const [one, max] = RIGHTS_SIZES[abi.os];
     expect(bufferSizeForRights(abi, 1)).toBe(one);
     expect(bufferSizeForRights(abi, 253)).toBe(max);

@@ -1,6 +1,6 @@
 /**
  * libc bound through bun:ffi dlopen, one symbol table per OS (a single missing symbol makes the whole
- * dlopen throw, bun-facts Q1). No C is compiled. Each thread (the main thread, the reactor Worker)
+ * dlopen throw, docs/design.md, "Pointers and buffers"). No C is compiled. Each thread (the main thread, the reactor Worker)
  * evaluates this module once and caches its own errno address: errno is thread-local.
  *
  * Variadic functions: fcntl(fd, cmd, arg) declared with three fixed ints is correct on Linux x86_64
