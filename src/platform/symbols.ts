@@ -60,6 +60,9 @@ export const linuxSymbols = {
 
 const bsd = {
   ...common,
+  // nfds_t is unsigned int and mode_t __uint16_t on darwin and FreeBSD (unsigned long / unsigned int on Linux)
+  poll: { args: ["ptr", "u32", "i32"], returns: "i32" },
+  chmod: { args: ["ptr", "u16"], returns: "i32" },
   __error: { args: [], returns: "ptr" },
   accept: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   pipe: { args: ["ptr"], returns: "i32" },
@@ -76,7 +79,13 @@ export const darwinArm64Symbols = {
   fcntl: { args: ["i32", "i32", "i64", "i64", "i64", "i64", "i64", "i64", "i32"], returns: "i32" },
 } as const satisfies Record<string, FFIFunction>;
 
-export const freebsdSymbols = { ...bsd, ...fcntl3 } as const satisfies Record<string, FFIFunction>;
+export const freebsdSymbols = {
+  ...bsd,
+  ...fcntl3,
+  // FreeBSD has accept4 (since 10.0, socket.h under __BSD_VISIBLE) and the table says hasAccept4, so
+  // sys.accept calls it; darwin has none and uses accept + FIOCLEX.
+  accept4: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
+} as const satisfies Record<string, FFIFunction>;
 
 /** The symbol set dlopen gets for `abi`. */
 export function symbolSetFor(abi: Pick<Abi, "os" | "arch">): Record<string, FFIFunction> {
