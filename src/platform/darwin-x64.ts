@@ -114,7 +114,7 @@ export const darwinShared = {
   // xnu ucred.h struct xucred { u_int cr_version @0; uid_t cr_uid @4; short cr_ngroups @8;
   // gid_t cr_groups[NGROUPS=16] @12 }: 12 + 64 = 76 bytes, no trailing pointer on Apple (unlike FreeBSD).
   // `groups` describes one element (4 bytes); the array holds 16.
-  xucred: { size: 76, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 } },
+  xucred: { size: 76, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 }, pid: null },
   // xnu resource.h: struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; } with rlim_t __uint64_t;
   // RLIM_INFINITY (((__uint64_t)1 << 63) - 1)
   rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0x7fff_ffff_ffff_ffffn },
@@ -145,10 +145,12 @@ export const darwinShared = {
   sigpipe: "so_nosigpipe",
   // crate spec §3.3: clamp(RLIMIT_NOFILE soft limit, 253, 2^20), queried on every receive
   fdBudget: { kind: "rlimit", floor: 253, ceiling: 1048576 },
-  // Darwin has no SCM_MAX_FD. 253 keeps one send within the crate's budget floor and the same count as
-  // Linux, and its control data (CMSG_SPACE(1012) = 1024 bytes) stays well under the 2048-byte MCLBYTES
-  // mbuf cluster that BSD-derived kernels copy control data into. UNVERIFIED: the exact xnu per-send fd
-  // limit was not found in a source.
+  // Darwin has no SCM_MAX_FD; the limit is the 2048-byte (MCLBYTES) mbuf cluster the control data is
+  // copied into. On 64-bit xnu, unp_internalize (bsd/kern/uipc_usrreq.c) rewrites each 4-byte fd in
+  // place as an 8-byte fileglob pointer after the 12-byte header ("a fileglob * is twice the size of an
+  // fd"), so n fds occupy 12 + 8n bytes of the cluster: 253 fds need 2036 bytes, 254 need 2044, 255
+  // would need 2052 > 2048. 253 fits (one under the maximum of 254) and is the same count as Linux;
+  // the caller-visible control data for it is CMSG_SPACE(1012) = 1024 bytes.
   maxFdsPerSend: 253,
   maxSendControlBytes: null,
   // No SCM_CREDENTIALS/SO_PASSCRED: the kernel never attaches credentials to a receive

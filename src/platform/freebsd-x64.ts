@@ -107,7 +107,9 @@ export const abi: Abi = {
   // gid_t cr_groups[XU_NGROUPS=16] @12; union { void *_cr_unused1; pid_t cr_pid; } @80 }:
   // 76 bytes of fields, the pointer-sized union aligned to 8 at 80, total 88 (libc-fbsd XU_NGROUPS 16).
   // `groups` describes one element (4 bytes); the array holds 16.
-  xucred: { size: 88, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 } },
+  // cr_pid is the int in the low half of that union (little-endian): LOCAL_PEERCRED fills it with the
+  // peer's pid from FreeBSD 13 on; older kernels leave the unused pointer 0, read as "no pid".
+  xucred: { size: 88, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 }, pid: { offset: 80, size: 4 } },
   // struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; }, rlim_t = __int64_t (signed, values positive);
   // libc-fbsdl: RLIM_INFINITY 0x7fff_ffff_ffff_ffff
   rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0x7fff_ffff_ffff_ffffn },
