@@ -124,8 +124,13 @@ export interface Abi {
   readonly hasSeqpacket: boolean;
 
   readonly constants: AbiConstants;
-  /** errno numbers by name; names not listed here are reported as 'E<number>'. */
+  /** errno numbers by name, for the errors the library tests for. */
   readonly errno: Readonly<Record<ErrnoName, number>>;
+  /**
+   * Every errno the OS defines, number -> libc name (one name per number: EAGAIN, not its alias
+   * EWOULDBLOCK). SystemError.code comes from here; a number not listed reads 'E<number>'.
+   */
+  readonly errnoNames: Readonly<Record<number, string>>;
 }
 
 export type ErrnoName =
