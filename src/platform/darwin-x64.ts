@@ -80,6 +80,29 @@ export const darwinErrno: Readonly<Record<ErrnoName, number>> = {
   EOPNOTSUPP: 102,
 };
 
+// xnu bsd/sys/errno.h, 1..ELAST (rust-lang/libc src/unix/bsd/apple/mod.rs lists the same values).
+// EAGAIN 35 (EWOULDBLOCK is its alias); ENOTSUP 45 and EOPNOTSUPP 102 are distinct numbers on darwin.
+// ENOTCAPABLE 107 is new (ELAST 107 in current xnu; 106 EQFULL before).
+export const darwinErrnoNames: Readonly<Record<number, string>> = {
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 8: "ENOEXEC",
+  9: "EBADF", 10: "ECHILD", 11: "EDEADLK", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 15: "ENOTBLK",
+  16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL",
+  23: "ENFILE", 24: "EMFILE", 25: "ENOTTY", 26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 29: "ESPIPE",
+  30: "EROFS", 31: "EMLINK", 32: "EPIPE", 33: "EDOM", 34: "ERANGE", 35: "EAGAIN", 36: "EINPROGRESS",
+  37: "EALREADY", 38: "ENOTSOCK", 39: "EDESTADDRREQ", 40: "EMSGSIZE", 41: "EPROTOTYPE", 42: "ENOPROTOOPT",
+  43: "EPROTONOSUPPORT", 44: "ESOCKTNOSUPPORT", 45: "ENOTSUP", 46: "EPFNOSUPPORT", 47: "EAFNOSUPPORT",
+  48: "EADDRINUSE", 49: "EADDRNOTAVAIL", 50: "ENETDOWN", 51: "ENETUNREACH", 52: "ENETRESET",
+  53: "ECONNABORTED", 54: "ECONNRESET", 55: "ENOBUFS", 56: "EISCONN", 57: "ENOTCONN", 58: "ESHUTDOWN",
+  59: "ETOOMANYREFS", 60: "ETIMEDOUT", 61: "ECONNREFUSED", 62: "ELOOP", 63: "ENAMETOOLONG", 64: "EHOSTDOWN",
+  65: "EHOSTUNREACH", 66: "ENOTEMPTY", 67: "EPROCLIM", 68: "EUSERS", 69: "EDQUOT", 70: "ESTALE",
+  71: "EREMOTE", 72: "EBADRPC", 73: "ERPCMISMATCH", 74: "EPROGUNAVAIL", 75: "EPROGMISMATCH",
+  76: "EPROCUNAVAIL", 77: "ENOLCK", 78: "ENOSYS", 79: "EFTYPE", 80: "EAUTH", 81: "ENEEDAUTH", 82: "EPWROFF",
+  83: "EDEVERR", 84: "EOVERFLOW", 85: "EBADEXEC", 86: "EBADARCH", 87: "ESHLIBVERS", 88: "EBADMACHO",
+  89: "ECANCELED", 90: "EIDRM", 91: "ENOMSG", 92: "EILSEQ", 93: "ENOATTR", 94: "EBADMSG", 95: "EMULTIHOP",
+  96: "ENODATA", 97: "ENOLINK", 98: "ENOSR", 99: "ENOSTR", 100: "EPROTO", 101: "ETIME", 102: "EOPNOTSUPP",
+  103: "ENOPOLICY", 104: "ENOTRECOVERABLE", 105: "EOWNERDEAD", 106: "EQFULL", 107: "ENOTCAPABLE",
+};
+
 /** Everything the two darwin tables share (only name and arch differ). */
 export const darwinShared = {
   os: "darwin",
@@ -114,7 +137,7 @@ export const darwinShared = {
   // xnu ucred.h struct xucred { u_int cr_version @0; uid_t cr_uid @4; short cr_ngroups @8;
   // gid_t cr_groups[NGROUPS=16] @12 }: 12 + 64 = 76 bytes, no trailing pointer on Apple (unlike FreeBSD).
   // `groups` describes one element (4 bytes); the array holds 16.
-  xucred: { size: 76, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 } },
+  xucred: { size: 76, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 }, pid: null },
   // xnu resource.h: struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; } with rlim_t __uint64_t;
   // RLIM_INFINITY (((__uint64_t)1 << 63) - 1)
   rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0x7fff_ffff_ffff_ffffn },
@@ -145,10 +168,12 @@ export const darwinShared = {
   sigpipe: "so_nosigpipe",
   // docs/design.md, "Platform strategies": clamp(RLIMIT_NOFILE soft limit, 253, 2^20), queried on every receive
   fdBudget: { kind: "rlimit", floor: 253, ceiling: 1048576 },
-  // Darwin has no SCM_MAX_FD. 253 keeps one send within the crate's budget floor and the same count as
-  // Linux, and its control data (CMSG_SPACE(1012) = 1024 bytes) stays well under the 2048-byte MCLBYTES
-  // mbuf cluster that BSD-derived kernels copy control data into. UNVERIFIED: the exact xnu per-send fd
-  // limit was not found in a source.
+  // Darwin has no SCM_MAX_FD; the limit is the 2048-byte (MCLBYTES) mbuf cluster the control data is
+  // copied into. On 64-bit xnu, unp_internalize (bsd/kern/uipc_usrreq.c) rewrites each 4-byte fd in
+  // place as an 8-byte fileglob pointer after the 12-byte header ("a fileglob * is twice the size of an
+  // fd"), so n fds occupy 12 + 8n bytes of the cluster: 253 fds need 2036 bytes, 254 need 2044, 255
+  // would need 2052 > 2048. 253 fits (one under the maximum of 254) and is the same count as Linux;
+  // the caller-visible control data for it is CMSG_SPACE(1012) = 1024 bytes.
   maxFdsPerSend: 253,
   maxSendControlBytes: null,
   // No SCM_CREDENTIALS/SO_PASSCRED: the kernel never attaches credentials to a receive
@@ -161,6 +186,7 @@ export const darwinShared = {
   hasSeqpacket: false,
   constants: darwinConstants,
   errno: darwinErrno,
+  errnoNames: darwinErrnoNames,
 } as const;
 
 export const abi: Abi = {
