@@ -1,6 +1,6 @@
 /**
  * SocketAncillary: control-message storage over a caller-provided Uint8Array at any byte offset, and the
- * low-level cmsgSendmsg / cmsgRecvmsg (crate spec §1.1, §1.5).
+ * low-level cmsgSendmsg / cmsgRecvmsg (docs/design.md, "Receive and send pipelines").
  *
  * Ownership contract:
  * - Send mode: addFds copies fd integers and remembers their sources; it never owns them. cmsgSendmsg

@@ -83,6 +83,23 @@ export interface PeerCredentials {
   readonly gid: number;
 }
 
+/**
+ * Decodes a struct xucred as LOCAL_PEERCRED filled it: uid, the first group as gid (0xffffffff when the
+ * kernel listed none) and, where the layout has cr_pid (FreeBSD), the pid; 0 there means the kernel
+ * predates cr_pid (a peer is never pid 0), so null. Exported for tests.
+ */
+export function parseXucred(x: NonNullable<typeof abi.xucred>, view: DataView): PeerCredentials {
+  const uid = view.getUint32(x.uid.offset, true);
+  const ngroups = view.getInt16(x.ngroups.offset, true);
+  const gid = ngroups > 0 ? view.getUint32(x.groups.offset, true) : 0xffff_ffff;
+  let pid: number | null = null;
+  if (x.pid !== null) {
+    const p = view.getInt32(x.pid.offset, true);
+    if (p > 0) pid = p;
+  }
+  return { pid, uid, gid };
+}
+
 const credBuf = new Uint8Array(abi.ucred?.size ?? abi.xucred?.size ?? 16);
 const credView = new DataView(credBuf.buffer);
 
@@ -96,21 +113,19 @@ export function peerCredentials(sock: FdLike): PeerCredentials {
     return { pid: credView.getInt32(u.pid.offset, true), uid: credView.getUint32(u.uid.offset, true), gid: credView.getUint32(u.gid.offset, true) };
   }
   if (abi.xucred && K.LOCAL_PEERCRED >= 0) {
-    const x = abi.xucred;
     credBuf.fill(0);
-    sys.getsockoptBytes(fd, K.SOL_LOCAL, K.LOCAL_PEERCRED, credBuf.subarray(0, x.size));
-    const uid = credView.getUint32(x.uid.offset, true);
-    const ngroups = credView.getInt16(x.ngroups.offset, true);
-    const gid = ngroups > 0 ? credView.getUint32(x.groups.offset, true) : 0xffff_ffff;
-    let pid: number | null = null;
-    if (K.LOCAL_PEERPID >= 0) {
+    sys.getsockoptBytes(fd, K.SOL_LOCAL, K.LOCAL_PEERCRED, credBuf.subarray(0, abi.xucred.size));
+    const cred = parseXucred(abi.xucred, credView);
+    if (cred.pid === null && K.LOCAL_PEERPID >= 0) {
+      let pid: number | null;
       try {
         pid = sys.getsockoptInt(fd, K.SOL_LOCAL, K.LOCAL_PEERPID);
       } catch {
         pid = null;
       }
+      return { pid, uid: cred.uid, gid: cred.gid };
     }
-    return { pid, uid, gid };
+    return cred;
   }
   throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `peer credentials are not available on ${abi.name}`);
 }

@@ -10,7 +10,7 @@
  * Ownership: a block holds no fds. It remembers (and so keeps alive) the last payload buffer its iovec
  * pointed at until release(); the fd numbers in its control region are copies, never closed here.
  * The block's own storage lives as long as the block: the engine keeps both blocks for the life of
- * the thread, so the addresses written into the msghdr stay valid (bun-facts Q1).
+ * the thread, so the addresses written into the msghdr stay valid (docs/design.md, "Pointers and buffers").
  */
 import { ptr, type Pointer } from "bun:ffi";
 import { abi } from "./platform/index.ts";
@@ -54,7 +54,7 @@ export class MsgBlock {
   readonly #iovAt: number;
   readonly #controlAddress: number;
   // The iovec's current target: a loop reusing one buffer skips ptr() (≈20 ns). A given typed array's
-  // address never changes once its ArrayBuffer exists (bun-facts Q1), so identity plus offset/length
+  // address never changes once its ArrayBuffer exists (docs/design.md, "Pointers and buffers"), so identity plus offset/length
   // is a sufficient key; a detached or resized buffer changes byteLength/byteOffset and misses.
   #buf: Uint8Array | null = null;
   /** Held only to keep `.buffer` materialised (see setBuffer): never read. */

@@ -10,7 +10,7 @@
  * - A failed recvmsg (EAGAIN, EBADF, ...) delivered no fds, so there is nothing to close.
  *
  * Buffers: one engine per thread owns the msghdr, iovec and control buffers and keeps them reachable
- * for as long as raw pointers to them exist (bun-facts Q1: memory reachable only through an address
+ * for as long as raw pointers to them exist (docs/design.md, "Pointers and buffers": memory reachable only through an address
  * written into another buffer can be reused). The receive and send sides use separate buffers. The
  * scalar methods (one payload buffer) run entirely in a MsgBlock per side — msghdr, iovec and control
  * region in one ArrayBuffer; the vectored and low-level calls use a general msghdr and a growable
@@ -344,7 +344,7 @@ class Engine {
   }
 
   /**
-   * The high-level receive pipeline (crate spec §4.1). Returns the kept fds (at most maxFds, or exactly
+   * The high-level receive pipeline (docs/design.md, "Receive and send pipelines"). Returns the kept fds (at most maxFds, or exactly
    * maxFds when `exact`); closes everything else before returning or throwing. `bytesRead` holds the
    * payload length afterwards.
    */

@@ -1,6 +1,6 @@
 /**
- * Low-level ownership regressions: crate §5.2 (tests/ancillary_ownership.rs, all 10 cases) plus the
- * audit pitfalls of §7 (stale send fds, partial iteration, `using`, drain-once, failed receive, clear()
+ * Low-level ownership regressions: the Rust crate's tests/ancillary_ownership.rs (all 10 cases) plus the
+ * classic pitfalls (stale send fds, partial iteration, `using`, drain-once, failed receive, clear()
  * on an iterator the caller still holds). Every check counts open fds (test/helpers/fds.ts).
  *
  * Where the crate relies on "drop everything, count equals baseline", disposing the SocketAncillary at
@@ -88,7 +88,7 @@ function checkCleanup(action: (c: Ctx) => number | null, after?: (c: Ctx) => voi
   expectNoNewFds(baseline); // "unconsumed received descriptors leaked"
 }
 
-describe("crate §5.2 ancillary_ownership", () => {
+describe("ancillary_ownership (Rust crate parity)", () => {
   test("1. send_buffer_never_yields_owners", () => {
     const baseline = fdSnapshot();
     const file = devNull();
@@ -265,7 +265,7 @@ describe("crate §5.2 ancillary_ownership", () => {
   }
 });
 
-describe("audit §7 pitfalls", () => {
+describe("classic ownership pitfalls", () => {
   test("send buffer refuses after a staged OwnedFd was closed (ERR_UA_STALE_FD), and after its number was reused", () => {
     const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();

@@ -1,5 +1,5 @@
 /**
- * Async API tests: crate spec §5.7 (tests/async_fd.rs, all 11 cases) plus what the crate never tested:
+ * Async API tests: the Rust crate's test suite (tests/async_fd.rs, all 11 cases) plus what the crate never tested:
  * FIFO completion order, non-interleaving sends, AbortSignal before/during/after, close() while
  * pending, 1,000 concurrent pending receives, an accept loop under 200 concurrent connects, and a
  * 1 MiB sendFdsAll to a slow reader with a responsive event loop. Every test counts fds
@@ -140,9 +140,9 @@ afterAll(() => {
   }
 });
 
-// ---- crate §5.7: tests/async_fd.rs ------------------------------------------------------------------
+// ---- the Rust crate's tests/async_fd.rs ------------------------------------------------------------------
 
-describe("crate §5.7 async_fd", () => {
+describe("async_fd (Rust crate parity)", () => {
   test("1 async_stream_send_recv_fd: payload and a file fd whose contents read back", async () => {
     await expectNoFdLeak(async () => {
       const [a, b] = UnixStream.pair();

@@ -1,5 +1,5 @@
 /**
- * Credentials (Linux): crate §5.3 (tests/credentials.rs, 5 cases), peerCredentials on a socketpair,
+ * Credentials (Linux): the Rust crate's tests/credentials.rs (5 cases), peerCredentials on a socketpair,
  * and SO_PASSRIGHTS (Linux >= 6.16): with it off, the kernel refuses SCM_RIGHTS sent to the socket
  * (the sender's sendmsg fails with EPERM) while data-only sends still work.
  */
@@ -57,7 +57,7 @@ function kernelVersion(): [number, number] {
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
 }
 
-describe.if(linux)("crate §5.3 credentials", () => {
+describe.if(linux)("credentials (Rust crate parity)", () => {
   test("1. fds_and_credentials_arrive_from_one_recvmsg", () => {
     const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();

@@ -108,7 +108,7 @@ describe("cross-process fd passing (child Bun processes)", () => {
   test("a listening TCP socket: the child serves it with Bun.listen({ fd }) and greets the parent's client", async () => {
     const baseline = await settledBaseline();
     const [parentEnd, childEnd] = UnixStream.pair();
-    // The parent's own listener: Bun.listen exposes its fd as an undocumented `.fd` property (bun-facts Q5).
+    // The parent's own listener: Bun.listen exposes its fd as an undocumented `.fd` property (docs/design.md, "Adopting sockets in Bun servers").
     const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const port = listener.port;
     const listenFd = (listener as unknown as { fd: number }).fd;

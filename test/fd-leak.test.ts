@@ -1,5 +1,5 @@
 /**
- * fd-leak tests of the high-level receive pipeline (crate §5.4 plus §4.1 truncation and limits): every
+ * fd-leak tests of the high-level receive pipeline (the Rust crate's tests plus truncation and limits): every
  * fd a receive does not hand back — surplus, count mismatch, MSG_CTRUNC, datagram MSG_TRUNC, maxFds 0 —
  * is closed before the call returns or throws, and sends over the per-message limit never reach the
  * kernel. Each test counts open fds (test/helpers/fds.ts).
@@ -38,7 +38,7 @@ function expectEagain(f: () => unknown): void {
   expect(e.code).toBe("EAGAIN");
 }
 
-describe("crate §5.4 fd_leak", () => {
+describe("fd_leak (Rust crate parity)", () => {
   test("1. surplus_fds_dropped_not_leaked: count rises by exactly 1", () => {
     const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();

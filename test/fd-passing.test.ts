@@ -1,5 +1,5 @@
 /**
- * Port of the crate's tests/fd_passing.rs (crate-spec §5.5: cases 1–9 and 11–17; case 10, SIGPIPE,
+ * Port of the crate's tests/fd_passing.rs (the Rust crate's test suite: cases 1–9 and 11–17; case 10, SIGPIPE,
  * lives in sigpipe.test.ts), plus seqpacket, abstract-namespace and filesystem listeners, stream EOF
  * and use-after-close. Cases 11 and 12 run the sender in a child Bun process (the socket end is its
  * fd 3) because a blocking 128 KiB send and its receiver cannot share one JS thread.
@@ -79,7 +79,7 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 
 const CHILD_SEND_ALL = join(import.meta.dir, "fixtures", "child-send-all.ts");
 
-describe("fd_passing (crate §5.5)", () => {
+describe("fd_passing", () => {
   test("1. send_recv_single_fd: data and one fd; the fd shares the open file description", () => {
     const [tx, rx] = UnixStream.pair();
     using _tx = tx;

@@ -1,6 +1,6 @@
 /**
  * OwnedFd: closed exactly once, never touches a number it no longer owns, release/dup/from semantics,
- * `using`, and the FinalizationRegistry leak net (crate spec §8: "closed exactly once", "a closed state
+ * `using`, and the FinalizationRegistry leak net (docs/design.md, "Ownership rules": "closed exactly once", "a closed state
  * that makes further use throw", FinalizationRegistry only as a last-resort backstop).
  */
 import { describe, expect, test } from "bun:test";

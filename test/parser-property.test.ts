@@ -1,6 +1,6 @@
 /**
  * Property tests of the control-message parser over random bytes (the TS counterpart of the crate's
- * fuzz target parse_cmsg, crate spec §2.5 / checklist 49): at every start offset 0..8 of a larger
+ * fuzz target parse_cmsg, docs/design.md, "Wire format"): at every start offset 0..8 of a larger
  * buffer, parseControlMessages and CmsgCursor never throw, always terminate, yield at most
  * floor(len / header_len) messages, never describe bytes outside the slice, report only non-negative fds,
  * and — the audit P1 invariant — never create or close an fd, even when the random bytes name fds that

@@ -1,5 +1,5 @@
 /**
- * Port of the crate's tests/vectored.rs (crate-spec §5.6, 4 cases) plus the seqpacket variant:
+ * Port of the crate's tests/vectored.rs (the Rust crate's test suite, 4 cases) plus the seqpacket variant:
  * sendFdsVectoredSync gathers several buffers into one sendmsg with the fds attached once;
  * recvFdsVectoredSync scatters one recvmsg over several buffers in order.
  */
@@ -30,7 +30,7 @@ function readAllAt0(fd: number): string {
   return text(buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)));
 }
 
-describe("vectored (crate §5.6)", () => {
+describe("vectored", () => {
   test("1. stream_vectored_roundtrip_keeps_order_and_fd", () => {
     const [tx, rx] = UnixStream.pair();
     using _tx = tx;

@@ -8,7 +8,7 @@
  * on a SharedArrayBuffer ring, postMessage had the lower median (11-18 us vs 19-24 us sendmsg -> wait
  * resolved, 1000 iterations x 5 runs, equal p99 within noise) and needs no shared ring or ack protocol.
  * No `onmessage` handler is ever installed, so once the loop returns (the wake source fired: shutdown)
- * the Worker's event loop is empty and the thread ends by itself (bun-facts Q4: a Worker that keeps
+ * the Worker's event loop is empty and the thread ends by itself (docs/design.md, "The reactor": a Worker that keeps
  * an onmessage handler would keep the process alive forever).
  */
 import { workerData } from "node:worker_threads";

@@ -1,5 +1,5 @@
 /**
- * The readiness reactor: the main-thread side of async I/O (bun-facts Q4, design choice (b)).
+ * The readiness reactor: the main-thread side of async I/O (docs/design.md, "The reactor").
  *
  * Bun cannot watch an arbitrary fd without reading it (which would discard in-flight fds), so one
  * lazily started Worker per process blocks in epoll_wait(-1) (kevent() on darwin/FreeBSD) and only

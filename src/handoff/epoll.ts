@@ -1,6 +1,6 @@
 /**
  * Linux only: make an fd that an epoll instance of Bun's event loop watches refer to another socket,
- * keeping the registration (bun-facts "Bun.serve adopting a received listening socket").
+ * keeping the registration (docs/design.md, "Adopting sockets in Bun servers").
  *
  *   1. find the epoll fds of this process (/proc/self/fd links to "anon_inode:[eventpoll]"),
  *   2. read /proc/self/fdinfo/<epfd>: "tfd: K events: <hex> data: <hex>" gives the registration of K,

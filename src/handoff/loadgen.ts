@@ -1,5 +1,5 @@
 /**
- * A small loopback HTTP load generator for handoff tests, the demo and the bench (prior-art C.3 #10):
+ * A small loopback HTTP load generator for handoff tests, the demo and the bench:
  * N concurrent clients, each sending requests back to back, either on a fresh connection per request
  * (`Connection: close`) or on keep-alive connections, counting successes and every failure by kind
  * (refused, reset, timeout, HTTP status). Bounded: it stops at `durationMs` or stop().

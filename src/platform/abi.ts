@@ -63,7 +63,7 @@ export interface Abi {
   readonly os: "linux" | "darwin" | "freebsd";
   readonly arch: "x64" | "arm64";
   readonly libc: "glibc" | "musl" | "darwin" | "freebsd";
-  /** The soname handed to dlopen. Never an absolute path (abi.md: a path can load a second libc). */
+  /** The soname handed to dlopen. Never an absolute path (docs/design.md, "Per-ABI facts": a path can load a second libc). */
   readonly libName: string;
   /** The function returning the calling thread's errno address. */
   readonly errnoSymbol: "__errno_location" | "__error";
@@ -76,8 +76,11 @@ export interface Abi {
   readonly cmsg: CmsgLayout;
   /** struct ucred (Linux SCM_CREDENTIALS / SO_PEERCRED) or null where the ABI has none. */
   readonly ucred: { readonly size: number; readonly pid: Field; readonly uid: Field; readonly gid: Field } | null;
-  /** struct xucred (darwin/freebsd LOCAL_PEERCRED) or null. */
-  readonly xucred: { readonly size: number; readonly version: Field; readonly uid: Field; readonly ngroups: Field; readonly groups: Field } | null;
+  /**
+   * struct xucred (darwin/freebsd LOCAL_PEERCRED) or null. `pid` is the kernel-filled cr_pid (FreeBSD
+   * >= 13; 0 on older kernels) or null where the struct has none (darwin asks LOCAL_PEERPID instead).
+   */
+  readonly xucred: { readonly size: number; readonly version: Field; readonly uid: Field; readonly ngroups: Field; readonly groups: Field; readonly pid: Field | null } | null;
   readonly rlimit: { readonly size: number; readonly cur: Field; readonly max: Field; readonly infinity: bigint };
   readonly sockaddrUn: {
     readonly size: number;
@@ -121,8 +124,13 @@ export interface Abi {
   readonly hasSeqpacket: boolean;
 
   readonly constants: AbiConstants;
-  /** errno numbers by name; names not listed here are reported as 'E<number>'. */
+  /** errno numbers by name, for the errors the library tests for. */
   readonly errno: Readonly<Record<ErrnoName, number>>;
+  /**
+   * Every errno the OS defines, number -> libc name (one name per number: EAGAIN, not its alias
+   * EWOULDBLOCK). SystemError.code comes from here; a number not listed reads 'E<number>'.
+   */
+  readonly errnoNames: Readonly<Record<number, string>>;
 }
 
 export type ErrnoName =

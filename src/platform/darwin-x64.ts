@@ -7,7 +7,7 @@
  *   libc-bsd: rust-lang/libc src/unix/bsd/mod.rs (shared by Apple and the BSDs).
  * Everything except `name`/`arch` is identical on arm64 (both LP64 little-endian; no struct below has an
  * arch-dependent member), so darwin-arm64.ts spreads `darwinShared` from this file.
- * Not a layout fact but worth repeating (bun-facts Q8): on darwin-arm64 variadic arguments go on the
+ * Not a layout fact but worth repeating (docs/design.md, "Per-ABI facts"): on darwin-arm64 variadic arguments go on the
  * stack, which is why CLOEXEC uses the non-variadic-safe ioctl(FIOCLEX) strategy on both darwin ABIs.
  */
 import type { AbiConstants, ErrnoName } from "./abi.ts";
@@ -35,8 +35,8 @@ export const darwinConstants: AbiConstants = {
   // xnu socket.h: MSG_TRUNC 0x10, MSG_CTRUNC 0x20, MSG_DONTWAIT 0x80, MSG_PEEK 0x2
   MSG_CTRUNC: 0x20, MSG_TRUNC: 0x10, MSG_DONTWAIT: 0x80, MSG_PEEK: 0x2,
   // xnu socket.h (current): `#if __DARWIN_C_LEVEL >= 200809L #define MSG_NOSIGNAL 0x80000`. Recorded as
-  // a fact only: the library's sigpipe strategy here is so_nosigpipe (crate spec §3.1; older SDKs/kernels
-  // lack the flag, bun-facts Q8), so nothing should pass this flag on darwin.
+  // a fact only: the library's sigpipe strategy here is so_nosigpipe (docs/design.md, "Platform strategies"; older SDKs/kernels
+  // lack the flag, docs/design.md, "Per-ABI facts"), so nothing should pass this flag on darwin.
   MSG_NOSIGNAL: 0x80000,
   // No MSG_CMSG_CLOEXEC in xnu socket.h: 0 (a no-op when OR-ed); cloexec strategy is ioctl_fioclex
   MSG_CMSG_CLOEXEC: 0,
@@ -80,6 +80,29 @@ export const darwinErrno: Readonly<Record<ErrnoName, number>> = {
   EOPNOTSUPP: 102,
 };
 
+// xnu bsd/sys/errno.h, 1..ELAST (rust-lang/libc src/unix/bsd/apple/mod.rs lists the same values).
+// EAGAIN 35 (EWOULDBLOCK is its alias); ENOTSUP 45 and EOPNOTSUPP 102 are distinct numbers on darwin.
+// ENOTCAPABLE 107 is new (ELAST 107 in current xnu; 106 EQFULL before).
+export const darwinErrnoNames: Readonly<Record<number, string>> = {
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 8: "ENOEXEC",
+  9: "EBADF", 10: "ECHILD", 11: "EDEADLK", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 15: "ENOTBLK",
+  16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL",
+  23: "ENFILE", 24: "EMFILE", 25: "ENOTTY", 26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 29: "ESPIPE",
+  30: "EROFS", 31: "EMLINK", 32: "EPIPE", 33: "EDOM", 34: "ERANGE", 35: "EAGAIN", 36: "EINPROGRESS",
+  37: "EALREADY", 38: "ENOTSOCK", 39: "EDESTADDRREQ", 40: "EMSGSIZE", 41: "EPROTOTYPE", 42: "ENOPROTOOPT",
+  43: "EPROTONOSUPPORT", 44: "ESOCKTNOSUPPORT", 45: "ENOTSUP", 46: "EPFNOSUPPORT", 47: "EAFNOSUPPORT",
+  48: "EADDRINUSE", 49: "EADDRNOTAVAIL", 50: "ENETDOWN", 51: "ENETUNREACH", 52: "ENETRESET",
+  53: "ECONNABORTED", 54: "ECONNRESET", 55: "ENOBUFS", 56: "EISCONN", 57: "ENOTCONN", 58: "ESHUTDOWN",
+  59: "ETOOMANYREFS", 60: "ETIMEDOUT", 61: "ECONNREFUSED", 62: "ELOOP", 63: "ENAMETOOLONG", 64: "EHOSTDOWN",
+  65: "EHOSTUNREACH", 66: "ENOTEMPTY", 67: "EPROCLIM", 68: "EUSERS", 69: "EDQUOT", 70: "ESTALE",
+  71: "EREMOTE", 72: "EBADRPC", 73: "ERPCMISMATCH", 74: "EPROGUNAVAIL", 75: "EPROGMISMATCH",
+  76: "EPROCUNAVAIL", 77: "ENOLCK", 78: "ENOSYS", 79: "EFTYPE", 80: "EAUTH", 81: "ENEEDAUTH", 82: "EPWROFF",
+  83: "EDEVERR", 84: "EOVERFLOW", 85: "EBADEXEC", 86: "EBADARCH", 87: "ESHLIBVERS", 88: "EBADMACHO",
+  89: "ECANCELED", 90: "EIDRM", 91: "ENOMSG", 92: "EILSEQ", 93: "ENOATTR", 94: "EBADMSG", 95: "EMULTIHOP",
+  96: "ENODATA", 97: "ENOLINK", 98: "ENOSR", 99: "ENOSTR", 100: "EPROTO", 101: "ETIME", 102: "EOPNOTSUPP",
+  103: "ENOPOLICY", 104: "ENOTRECOVERABLE", 105: "EOWNERDEAD", 106: "EQFULL", 107: "ENOTCAPABLE",
+};
+
 /** Everything the two darwin tables share (only name and arch differ). */
 export const darwinShared = {
   os: "darwin",
@@ -107,14 +130,14 @@ export const darwinShared = {
   iovec: { size: 16, base: { offset: 0, size: 8 }, len: { offset: 8, size: 8 } },
   // xnu socket.h struct cmsghdr { socklen_t cmsg_len; int cmsg_level; int cmsg_type; }: 12 bytes.
   // CMSG_LEN(l) = __DARWIN_ALIGN32(sizeof(struct cmsghdr)) + l = 12 + l; CMSG_SPACE(l) = 12 +
-  // __DARWIN_ALIGN32(l), so the alignment quantum is 4 and CMSG_SPACE(4) = 16 (crate spec §2.1).
+  // __DARWIN_ALIGN32(l), so the alignment quantum is 4 and CMSG_SPACE(4) = 16 (docs/design.md, "Wire format").
   cmsg: { headerSize: 12, headerLen: 12, align: 4, len: { offset: 0, size: 4 }, level: { offset: 4, size: 4 }, type: { offset: 8, size: 4 } },
   // No struct ucred for userland (SCM_CREDENTIALS is Linux-only)
   ucred: null,
   // xnu ucred.h struct xucred { u_int cr_version @0; uid_t cr_uid @4; short cr_ngroups @8;
   // gid_t cr_groups[NGROUPS=16] @12 }: 12 + 64 = 76 bytes, no trailing pointer on Apple (unlike FreeBSD).
   // `groups` describes one element (4 bytes); the array holds 16.
-  xucred: { size: 76, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 } },
+  xucred: { size: 76, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 }, pid: null },
   // xnu resource.h: struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; } with rlim_t __uint64_t;
   // RLIM_INFINITY (((__uint64_t)1 << 63) - 1)
   rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0x7fff_ffff_ffff_ffffn },
@@ -139,21 +162,23 @@ export const darwinShared = {
   // struct pollfd { int fd; short events; short revents; }: 8 bytes (POSIX; xnu bsd/sys/poll.h)
   pollfd: { size: 8, fd: { offset: 0, size: 4 }, events: { offset: 4, size: 2 }, revents: { offset: 6, size: 2 } },
   // No MSG_CMSG_CLOEXEC: set FD_CLOEXEC right after recvmsg with ioctl(fd, FIOCLEX) (non-variadic-safe
-  // on arm64, bun-facts Q8; known fork/exec race, crate spec §3.2)
+  // on arm64, docs/design.md, "Per-ABI facts"; known fork/exec race, docs/design.md, "Platform strategies")
   cloexec: "ioctl_fioclex",
-  // crate spec §3.1: setsockopt(SOL_SOCKET, SO_NOSIGPIPE, 1) before every send
+  // docs/design.md, "Platform strategies": setsockopt(SOL_SOCKET, SO_NOSIGPIPE, 1) before every send
   sigpipe: "so_nosigpipe",
-  // crate spec §3.3: clamp(RLIMIT_NOFILE soft limit, 253, 2^20), queried on every receive
+  // docs/design.md, "Platform strategies": clamp(RLIMIT_NOFILE soft limit, 253, 2^20), queried on every receive
   fdBudget: { kind: "rlimit", floor: 253, ceiling: 1048576 },
-  // Darwin has no SCM_MAX_FD. 253 keeps one send within the crate's budget floor and the same count as
-  // Linux, and its control data (CMSG_SPACE(1012) = 1024 bytes) stays well under the 2048-byte MCLBYTES
-  // mbuf cluster that BSD-derived kernels copy control data into. UNVERIFIED: the exact xnu per-send fd
-  // limit was not found in a source.
+  // Darwin has no SCM_MAX_FD; the limit is the 2048-byte (MCLBYTES) mbuf cluster the control data is
+  // copied into. On 64-bit xnu, unp_internalize (bsd/kern/uipc_usrreq.c) rewrites each 4-byte fd in
+  // place as an 8-byte fileglob pointer after the 12-byte header ("a fileglob * is twice the size of an
+  // fd"), so n fds occupy 12 + 8n bytes of the cluster: 253 fds need 2036 bytes, 254 need 2044, 255
+  // would need 2052 > 2048. 253 fits (one under the maximum of 254) and is the same count as Linux;
+  // the caller-visible control data for it is CMSG_SPACE(1012) = 1024 bytes.
   maxFdsPerSend: 253,
   maxSendControlBytes: null,
   // No SCM_CREDENTIALS/SO_PASSCRED: the kernel never attaches credentials to a receive
   passCredentials: false,
-  // No accept4/pipe2 and no SOCK_NONBLOCK/SOCK_CLOEXEC in xnu (bun-facts Q8)
+  // No accept4/pipe2 and no SOCK_NONBLOCK/SOCK_CLOEXEC in xnu (docs/design.md, "Per-ABI facts")
   hasAccept4: false,
   hasSockFlags: false,
   // xnu-uipc: localsw[] registers only SOCK_STREAM and SOCK_DGRAM for PF_LOCAL, so
@@ -161,6 +186,7 @@ export const darwinShared = {
   hasSeqpacket: false,
   constants: darwinConstants,
   errno: darwinErrno,
+  errnoNames: darwinErrnoNames,
 } as const;
 
 export const abi: Abi = {

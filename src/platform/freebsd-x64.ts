@@ -22,7 +22,7 @@ export const freebsdConstants: AbiConstants = {
   // Linux-only: no SCM_CREDENTIALS / SO_PASSCRED / SO_PEERCRED / SO_PASSRIGHTS in fbsd socket.h
   SCM_CREDENTIALS: -1, SO_PASSCRED: -1, SO_PEERCRED: -1, SO_PASSRIGHTS: -1,
   // fbsd socket.h: SO_NOSIGPIPE 0x0800 exists (libc-fbsdl: same); not used, the sigpipe strategy is
-  // the MSG_NOSIGNAL flag (crate spec §3.1)
+  // the MSG_NOSIGNAL flag (docs/design.md, "Platform strategies")
   SO_NOSIGPIPE: 0x0800,
   // fbsd socket.h: SO_TYPE 0x1008, SO_ACCEPTCONN 0x0002, SO_ERROR 0x1007, SO_SNDBUF 0x1001,
   // SO_RCVBUF 0x1002, SO_REUSEADDR 0x0004 (libc-fbsdl: same); libc-fbsd: SO_DOMAIN 0x1019
@@ -73,6 +73,27 @@ export const freebsdErrno: Readonly<Record<ErrnoName, number>> = {
   ENOSYS: 78,
 };
 
+// fbsd sys/sys/errno.h, 1..ELAST = 97 (libc-fbsdl / libc-fbsd list the same values; EINTEGRITY 97 since
+// FreeBSD 13). EAGAIN 35 (EWOULDBLOCK alias), EOPNOTSUPP 45 (ENOTSUP alias).
+export const freebsdErrnoNames: Readonly<Record<number, string>> = {
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 8: "ENOEXEC",
+  9: "EBADF", 10: "ECHILD", 11: "EDEADLK", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 15: "ENOTBLK",
+  16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL",
+  23: "ENFILE", 24: "EMFILE", 25: "ENOTTY", 26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 29: "ESPIPE",
+  30: "EROFS", 31: "EMLINK", 32: "EPIPE", 33: "EDOM", 34: "ERANGE", 35: "EAGAIN", 36: "EINPROGRESS",
+  37: "EALREADY", 38: "ENOTSOCK", 39: "EDESTADDRREQ", 40: "EMSGSIZE", 41: "EPROTOTYPE", 42: "ENOPROTOOPT",
+  43: "EPROTONOSUPPORT", 44: "ESOCKTNOSUPPORT", 45: "EOPNOTSUPP", 46: "EPFNOSUPPORT", 47: "EAFNOSUPPORT",
+  48: "EADDRINUSE", 49: "EADDRNOTAVAIL", 50: "ENETDOWN", 51: "ENETUNREACH", 52: "ENETRESET",
+  53: "ECONNABORTED", 54: "ECONNRESET", 55: "ENOBUFS", 56: "EISCONN", 57: "ENOTCONN", 58: "ESHUTDOWN",
+  59: "ETOOMANYREFS", 60: "ETIMEDOUT", 61: "ECONNREFUSED", 62: "ELOOP", 63: "ENAMETOOLONG", 64: "EHOSTDOWN",
+  65: "EHOSTUNREACH", 66: "ENOTEMPTY", 67: "EPROCLIM", 68: "EUSERS", 69: "EDQUOT", 70: "ESTALE",
+  71: "EREMOTE", 72: "EBADRPC", 73: "ERPCMISMATCH", 74: "EPROGUNAVAIL", 75: "EPROGMISMATCH",
+  76: "EPROCUNAVAIL", 77: "ENOLCK", 78: "ENOSYS", 79: "EFTYPE", 80: "EAUTH", 81: "ENEEDAUTH", 82: "EIDRM",
+  83: "ENOMSG", 84: "EOVERFLOW", 85: "ECANCELED", 86: "EILSEQ", 87: "ENOATTR", 88: "EDOOFUS", 89: "EBADMSG",
+  90: "EMULTIHOP", 91: "ENOLINK", 92: "EPROTO", 93: "ENOTCAPABLE", 94: "ECAPMODE", 95: "ENOTRECOVERABLE",
+  96: "EOWNERDEAD", 97: "EINTEGRITY",
+};
+
 export const abi: Abi = {
   name: "freebsd-x64",
   os: "freebsd",
@@ -100,14 +121,16 @@ export const abi: Abi = {
   // fbsd socket.h struct cmsghdr { socklen_t cmsg_len; int cmsg_level; int cmsg_type; }: 12 bytes, but
   // CMSG_LEN(l) = _ALIGN(sizeof(struct cmsghdr)) + l and CMSG_SPACE(l) = _ALIGN(12) + _ALIGN(l), with
   // fbsd sys/x86/include/_align.h _ALIGNBYTES = sizeof(register_t) - 1 = 7 on amd64: so
-  // CMSG_LEN(0) = 16 and the alignment quantum is 8 (crate spec §2.1: rights(1) = 24, rights(253) = 1032).
+  // CMSG_LEN(0) = 16 and the alignment quantum is 8 (docs/design.md, "Wire format": rights(1) = 24, rights(253) = 1032).
   cmsg: { headerSize: 12, headerLen: 16, align: 8, len: { offset: 0, size: 4 }, level: { offset: 4, size: 4 }, type: { offset: 8, size: 4 } },
   ucred: null,
   // fbsd ucred.h struct xucred { u_int cr_version @0; uid_t cr_uid @4; short cr_ngroups @8;
   // gid_t cr_groups[XU_NGROUPS=16] @12; union { void *_cr_unused1; pid_t cr_pid; } @80 }:
   // 76 bytes of fields, the pointer-sized union aligned to 8 at 80, total 88 (libc-fbsd XU_NGROUPS 16).
   // `groups` describes one element (4 bytes); the array holds 16.
-  xucred: { size: 88, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 } },
+  // cr_pid is the int in the low half of that union (little-endian): LOCAL_PEERCRED fills it with the
+  // peer's pid from FreeBSD 13 on; older kernels leave the unused pointer 0, read as "no pid".
+  xucred: { size: 88, version: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, ngroups: { offset: 8, size: 2 }, groups: { offset: 12, size: 4 }, pid: { offset: 80, size: 4 } },
   // struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; }, rlim_t = __int64_t (signed, values positive);
   // libc-fbsdl: RLIM_INFINITY 0x7fff_ffff_ffff_ffff
   rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0x7fff_ffff_ffff_ffffn },
@@ -132,10 +155,10 @@ export const abi: Abi = {
   },
   // struct pollfd { int fd; short events; short revents; }: 8 bytes (POSIX)
   pollfd: { size: 8, fd: { offset: 0, size: 4 }, events: { offset: 4, size: 2 }, revents: { offset: 6, size: 2 } },
-  // crate spec §3.1: FreeBSD gets MSG_CMSG_CLOEXEC (atomic, kernel) and MSG_NOSIGNAL
+  // docs/design.md, "Platform strategies": FreeBSD gets MSG_CMSG_CLOEXEC (atomic, kernel) and MSG_NOSIGNAL
   cloexec: "msg_cmsg_cloexec",
   sigpipe: "msg_nosignal",
-  // crate spec §3.1: a fixed 253 "budget" on the BSDs (not a claim about the kernel's maximum)
+  // docs/design.md, "Platform strategies": a fixed 253 "budget" on the BSDs (not a claim about the kernel's maximum)
   fdBudget: { kind: "fixed", fds: 253 },
   // FreeBSD has no SCM_MAX_FD; 253 is the crate's per-message budget, reused as the send limit so one
   // message is the same size everywhere (CMSG_SPACE(1012) = 1032 bytes).
@@ -151,4 +174,5 @@ export const abi: Abi = {
   hasSeqpacket: true,
   constants: freebsdConstants,
   errno: freebsdErrno,
+  errnoNames: freebsdErrnoNames,
 };

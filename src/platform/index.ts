@@ -30,7 +30,7 @@ function select(): Abi {
 
 export const abi: Abi = select();
 export const K = abi.constants;
-setErrnoNames(new Map(Object.entries(abi.errno).map(([name, n]) => [n, name])));
+setErrnoNames(new Map(Object.entries(abi.errnoNames).map(([n, name]) => [Number(n), name])));
 
 export type { Abi, AbiName } from "./abi.ts";
 export { detectAbiName, UnsupportedPlatformError } from "./detect.ts";

@@ -1,8 +1,8 @@
 /**
  * Kernel ABI shared by the four Linux tables (x86_64 and aarch64 use the same socket, MSG_*, F_*, errno
  * and RLIMIT numbers; aarch64 takes them from asm-generic, x86_64 from its own headers, and they agree
- * for every value below). Sources: bun-facts.md Q8 (printed by a C program on x86_64 glibc 2.36),
- * abi.md (re-run on aarch64 and musl), and the Rust libc crate src/unix/linux_like/linux/mod.rs +
+ * for every value below). Sources: docs/design.md, "Per-ABI facts" (printed by a C program on x86_64 glibc 2.36),
+ * docs/design.md, "Per-ABI facts" (re-run on aarch64 and musl), and the Rust libc crate src/unix/linux_like/linux/mod.rs +
  * arch/generic/mod.rs. Only linux-*.ts files import this.
  */
 import type { AbiConstants, ErrnoName } from "./abi.ts";
@@ -43,6 +43,35 @@ export const linuxErrno: Readonly<Record<ErrnoName, number>> = {
   ETIMEDOUT: 110, ECONNREFUSED: 111, EALREADY: 114, EINPROGRESS: 115,
 };
 
+/**
+ * Every Linux errno, from include/uapi/asm-generic/errno-base.h and errno.h (x86_64 and aarch64 both
+ * use these). 41 and 58 are unassigned there: EWOULDBLOCK and EDEADLOCK are aliases of EAGAIN (11) and
+ * EDEADLK (35); ENOTSUP is glibc's and musl's alias of EOPNOTSUPP (95).
+ */
+export const linuxErrnoNames: Readonly<Record<number, string>> = {
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 8: "ENOEXEC",
+  9: "EBADF", 10: "ECHILD", 11: "EAGAIN", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 15: "ENOTBLK",
+  16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL",
+  23: "ENFILE", 24: "EMFILE", 25: "ENOTTY", 26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 29: "ESPIPE",
+  30: "EROFS", 31: "EMLINK", 32: "EPIPE", 33: "EDOM", 34: "ERANGE", 35: "EDEADLK", 36: "ENAMETOOLONG",
+  37: "ENOLCK", 38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP", 42: "ENOMSG", 43: "EIDRM", 44: "ECHRNG",
+  45: "EL2NSYNC", 46: "EL3HLT", 47: "EL3RST", 48: "ELNRNG", 49: "EUNATCH", 50: "ENOCSI", 51: "EL2HLT",
+  52: "EBADE", 53: "EBADR", 54: "EXFULL", 55: "ENOANO", 56: "EBADRQC", 57: "EBADSLT", 59: "EBFONT",
+  60: "ENOSTR", 61: "ENODATA", 62: "ETIME", 63: "ENOSR", 64: "ENONET", 65: "ENOPKG", 66: "EREMOTE",
+  67: "ENOLINK", 68: "EADV", 69: "ESRMNT", 70: "ECOMM", 71: "EPROTO", 72: "EMULTIHOP", 73: "EDOTDOT",
+  74: "EBADMSG", 75: "EOVERFLOW", 76: "ENOTUNIQ", 77: "EBADFD", 78: "EREMCHG", 79: "ELIBACC", 80: "ELIBBAD",
+  81: "ELIBSCN", 82: "ELIBMAX", 83: "ELIBEXEC", 84: "EILSEQ", 85: "ERESTART", 86: "ESTRPIPE", 87: "EUSERS",
+  88: "ENOTSOCK", 89: "EDESTADDRREQ", 90: "EMSGSIZE", 91: "EPROTOTYPE", 92: "ENOPROTOOPT",
+  93: "EPROTONOSUPPORT", 94: "ESOCKTNOSUPPORT", 95: "EOPNOTSUPP", 96: "EPFNOSUPPORT", 97: "EAFNOSUPPORT",
+  98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 100: "ENETDOWN", 101: "ENETUNREACH", 102: "ENETRESET",
+  103: "ECONNABORTED", 104: "ECONNRESET", 105: "ENOBUFS", 106: "EISCONN", 107: "ENOTCONN", 108: "ESHUTDOWN",
+  109: "ETOOMANYREFS", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 112: "EHOSTDOWN", 113: "EHOSTUNREACH",
+  114: "EALREADY", 115: "EINPROGRESS", 116: "ESTALE", 117: "EUCLEAN", 118: "ENOTNAM", 119: "ENAVAIL",
+  120: "EISNAM", 121: "EREMOTEIO", 122: "EDQUOT", 123: "ENOMEDIUM", 124: "EMEDIUMTYPE", 125: "ECANCELED",
+  126: "ENOKEY", 127: "EKEYEXPIRED", 128: "EKEYREVOKED", 129: "EKEYREJECTED", 130: "EOWNERDEAD",
+  131: "ENOTRECOVERABLE", 132: "ERFKILL", 133: "EHWPOISON",
+};
+
 /** Layouts common to LP64 Linux (glibc writes 8-byte length fields; musl 4 + zero pad: see musl tables). */
 export const linuxStructs = {
   iovec: { size: 16, base: { offset: 0, size: 8 }, len: { offset: 8, size: 8 } },
@@ -65,7 +94,7 @@ export const linuxShared = {
   kevent: null,
   cloexec: "msg_cmsg_cloexec",
   sigpipe: "msg_nosignal",
-  // SCM_MAX_FD in include/net/scm.h; bun-facts Q3: 254 fds -> EINVAL
+  // SCM_MAX_FD in include/net/scm.h; docs/design.md, "Limits and truncation": 254 fds -> EINVAL
   fdBudget: { kind: "fixed", fds: 253 },
   maxFdsPerSend: 253,
   passCredentials: true,
@@ -74,12 +103,13 @@ export const linuxShared = {
   hasSeqpacket: true,
   constants: linuxConstants,
   errno: linuxErrno,
+  errnoNames: linuxErrnoNames,
 } as const;
 
 /**
  * glibc: sizeof(struct msghdr)=56 with size_t msg_iovlen/msg_controllen; sizeof(struct cmsghdr)=16
  * with size_t cmsg_len @0, level @8, type @12; CMSG_LEN(0)=16, CMSG_SPACE(1)-CMSG_SPACE(0)=8
- * (bun-facts Q8, printed by a C program on x86_64; abi.md, re-run on aarch64).
+ * (docs/design.md, "Per-ABI facts", printed by a C program on x86_64; docs/design.md, "Per-ABI facts", re-run on aarch64).
  */
 export const gnuLayout = {
   msghdr: {
@@ -95,9 +125,9 @@ export const gnuLayout = {
 
 /**
  * musl: the same offsets, but msg_iovlen is an int, msg_controllen and cmsg_len are socklen_t, each
- * followed by 4 bytes of padding (musl include/sys/socket.h; abi.md, measured on musl 1.2.3). We write
+ * followed by 4 bytes of padding (musl include/sys/socket.h; docs/design.md, "Per-ABI facts", measured on musl 1.2.3). We write
  * 4 bytes and keep the pads zero. musl's 64-bit sendmsg copies control data into a fixed stack array
- * and fails with ENOMEM above 1024 bytes (musl 1.2.3, abi.md): one message carries at most 252 fds.
+ * and fails with ENOMEM above 1024 bytes (musl 1.2.3, docs/design.md, "Per-ABI facts"): one message carries at most 252 fds.
  */
 export const muslLayout = {
   msghdr: {
