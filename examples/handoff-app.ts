@@ -55,7 +55,7 @@ process.on("SIGHUP", () => void onHup());
 
 let requests = 0;
 const tag = `${gen}:${process.pid}`;
-function fetchHandler(req: Request): Response {
+function fetchHandler(_req: Request): Response {
   requests++;
   return new Response(`hello from generation ${gen}\n`, { headers: { "x-server": tag, "content-type": "text/plain" } });
 }

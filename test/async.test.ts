@@ -14,14 +14,12 @@ import { closeSync, openSync, readSync, unlinkSync, writeFileSync, writeSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  OwnedFd,
   UnixAncillaryError,
   UnixDatagram,
   UnixListener,
   UnixSeqpacket,
   UnixSeqpacketListener,
   UnixStream,
-  type ReceivedFds,
 } from "../src/index.ts";
 import { K } from "../src/platform/index.ts";
 import * as sys from "../src/sys.ts";
@@ -107,10 +105,6 @@ async function stillPending(p: Promise<unknown>, ms = 30): Promise<boolean> {
   );
   await Bun.sleep(ms);
   return !settled;
-}
-
-function closeReceived(r: ReceivedFds | { fds: OwnedFd[] }): void {
-  for (const f of r.fds) f.close();
 }
 
 function pattern(n: number, seed = 0): Uint8Array {

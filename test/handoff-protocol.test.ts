@@ -26,7 +26,7 @@ import {
   HEADER_SIZE,
   type HandoffServer,
 } from "../src/handoff/index.ts";
-import { fdTarget, fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
+import { fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
 
 /**
  * fd hygiene: after `body` and a short settle (servers of earlier steps close asynchronously), no fd
@@ -87,7 +87,7 @@ describe("framing", () => {
     expect(bad((v) => v.setUint16(10, 1))).toThrow(/reserved/);
     expect(bad((v) => v.setUint32(12, MAX_PAYLOAD + 1))).toThrow(/exceeds/);
     expect(bad((v) => v.setUint32(12, 3))).toThrow(/header says/);
-    expect(bad((v, b) => b.subarray(0, 8))).toThrow(/shorter than/);
+    expect(bad((_v, b) => b.subarray(0, 8))).toThrow(/shorter than/);
     expect(bad(() => {}, 1)).toThrow(/header announces 0 fds but 1 arrived/);
     expect(bad((v) => v.setUint16(8, 1), 1)).toThrow(/hello frames carry no fds/);
     expect(() => decodeFrame(encodeFrame(FrameType.Hello, {}), 0)).toThrow(/pid/);

@@ -7,7 +7,6 @@ import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cmsgRecvmsg, SocketAncillary } from "../src/ancillary.ts";
-import { OwnedFd } from "../src/owned-fd.ts";
 import { UnixListener, UnixSeqpacket, UnixStream } from "../src/socket.ts";
 import { requestHandoff } from "../src/handoff/client.ts";
 import { serveHandoff } from "../src/handoff/server.ts";
@@ -99,7 +98,7 @@ describe("UnixListener.close()", () => {
     try {
       const first = UnixListener.bindSync(p);
       unlinkSync(p); // e.g. a successor/second instance removed the stale file and bound its own
-      using second = UnixListener.bindSync(p);
+      using _second = UnixListener.bindSync(p);
       first.close();
       expect(existsSync(p)).toBe(true);
       const c = UnixStream.connectSync(p); // the second listener must still be reachable

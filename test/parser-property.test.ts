@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { abi } from "../src/platform/index.ts";
 import { libc } from "../src/platform/libc.ts";
 import { appendCredentials, appendRights, CmsgCursor, cmsgSpace, parseControlMessages, viewOf } from "../src/cmsg/index.ts";
-import { openFds, fdTarget, fdSnapshot, newFdsSince } from "./helpers/fds.ts";
+import { openFds, fdSnapshot, newFdsSince } from "./helpers/fds.ts";
 import { closeRaw, pipeRaw, readRaw, writeRaw } from "./fixtures/libc.ts";
 
 const SEED = Number(process.env.PARSER_PROPERTY_SEED ?? 0x5eed_cafe);

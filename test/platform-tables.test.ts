@@ -5,10 +5,6 @@
 import { describe, expect, test } from "bun:test";
 import type { Abi, Field } from "../src/platform/abi.ts";
 import { ABIS } from "../src/platform/index.ts";
-import { abi as linuxX64Gnu } from "../src/platform/linux-x64-gnu.ts";
-import { abi as linuxX64Musl } from "../src/platform/linux-x64-musl.ts";
-import { abi as linuxArm64Gnu } from "../src/platform/linux-arm64-gnu.ts";
-import { abi as linuxArm64Musl } from "../src/platform/linux-arm64-musl.ts";
 import { abi as darwinX64 } from "../src/platform/darwin-x64.ts";
 import { abi as darwinArm64 } from "../src/platform/darwin-arm64.ts";
 import { abi as freebsdX64 } from "../src/platform/freebsd-x64.ts";

@@ -8,7 +8,7 @@ import * as net from "node:net";
 import { closeSync, mkdtempSync, openSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UnixDatagram, OwnedFd } from "../src/index.ts";
+import { UnixDatagram } from "../src/index.ts";
 import * as sys from "../src/sys.ts";
 import {
   listenFds,

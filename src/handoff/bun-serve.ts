@@ -243,7 +243,7 @@ export function nodeBridge(fetchHandler: FetchHandler, errorHandler?: (e: Error)
       if (body && outHeaders["content-length"] === undefined) outHeaders["content-length"] = String(body.byteLength);
       res.writeHead(response.status, response.statusText, outHeaders);
       res.end(body ?? undefined);
-    } catch (e) {
+    } catch {
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
       res.end("Internal Server Error");
     }
