@@ -185,20 +185,27 @@ export class SocketAncillary implements Disposable {
    */
   addFds(fds: readonly FdLike[]): void {
     const list = checkFdList(fds);
+    // Resolve every fd first ({ fd } getters are user code and may use this buffer), then check the
+    // mode and write: nothing a getter did can be half-overwritten.
+    const n = list.length;
+    const sources: FdLike[] = new Array(n);
+    const numbers: number[] = new Array(n);
+    for (let i = 0; i < n; i++) numbers[i] = fdOf((sources[i] = list[i]!), `fds[${i}]`);
     if (this.#receiveMode) throw bufferError();
-    const numbers = list.map((f, i) => fdOf(f, `fds[${i}]`));
     const end = appendRights(abi, this.#bytes, this.#view, this.#length, numbers);
     if (end < 0) throw bufferError();
     this.#length = end;
-    for (let i = 0; i < list.length; i++) this.#sources.push({ source: list[i]!, fd: numbers[i]! });
+    for (let i = 0; i < n; i++) this.#sources.push({ source: sources[i]!, fd: numbers[i]! });
   }
 
   /** Appends one SCM_CREDENTIALS message (Linux). The kernel checks the claim when you send. */
   addCredentials(credentials: ScmCredentials): void {
     if (!(credentials instanceof ScmCredentials)) throw invalidArgType("credentials", "an ScmCredentials", describe(credentials));
     bufferSizeForCredentials(abi); // throws ERR_UA_UNSUPPORTED where SCM_CREDENTIALS does not exist
+    // Read the fields first (a subclass's getters are user code), then check the mode and write.
+    const { pid, uid, gid } = credentials;
     if (this.#receiveMode) throw bufferError();
-    const end = appendCredentials(abi, this.#bytes, this.#view, this.#length, credentials.pid, credentials.uid, credentials.gid);
+    const end = appendCredentials(abi, this.#bytes, this.#view, this.#length, pid, uid, gid);
     if (end < 0) throw bufferError();
     this.#length = end;
   }
@@ -243,7 +250,9 @@ export class SocketAncillary implements Disposable {
   /** @internal Throws if this buffer cannot be sent as is. Returns the encoded length. */
   _checkSendable(): number {
     if (this.#receiveMode) throw new UnixAncillaryError("ERR_UA_RECEIVE_BUFFER", MESSAGES.receiveBufferSend);
-    for (const { source, fd } of this.#sources) {
+    const sources = this.#sources;
+    for (let i = 0; i < sources.length; i++) {
+      const { source, fd } = sources[i]!;
       if (typeof source === "number") continue;
       let now: number | null = null;
       try {
@@ -258,6 +267,9 @@ export class SocketAncillary implements Disposable {
         );
       }
     }
+    // The getters above are user code: they may have received into this buffer or rebuilt it.
+    if (this.#receiveMode) throw new UnixAncillaryError("ERR_UA_RECEIVE_BUFFER", MESSAGES.receiveBufferSend);
+    if (this.#sources !== sources) throw new UnixAncillaryError("ERR_UA_STALE_FD", "the send buffer was cleared while its fds were being checked; rebuild it");
     return this.#length;
   }
 

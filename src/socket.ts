@@ -239,8 +239,7 @@ export abstract class UnixSocket implements Disposable {
     for (const b of list) total += b.byteLength;
     this.checkPayload(total, fdList.length);
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return 0;
-    const control = engine.stageRights(fdList); // first: see sendFdsSync
-    return engine.send(this.fd, list, control, 0);
+    return engine.sendMany(this, list, fdList, 0); // resolves the list before reading our fd
   }
 
   protected checkPayload(bytes: number, fds: number): void {
@@ -479,8 +478,7 @@ export abstract class UnixSocket implements Disposable {
     }
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
     return this.schedule(this.sendQueue, "writable", signal, () => {
-      const control = engine.stageRights(fdList); // first: see sendFdsSync
-      return orAgain(engine.send(this.fd, list, control, K.MSG_DONTWAIT));
+      return orAgain(engine.sendMany(this, list, fdList, K.MSG_DONTWAIT));
     });
   }
 }
