@@ -24,6 +24,7 @@ import { CmsgCursor } from "./cmsg/parse.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
+import { viewByteLength } from "./intrinsics.ts";
 import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
@@ -121,7 +122,7 @@ class IovecArray {
    */
   set(i: number, buf: Uint8Array): void {
     const at = i * IOV.size;
-    const len = buf.byteLength;
+    const len = viewByteLength(buf); // the built-in getter: see src/intrinsics.ts
     writeUnsigned(this.view, at, IOV.base, len > 0 ? ptr(buf) : 0);
     writeUnsigned(this.view, at, IOV.len, len);
   }
@@ -529,15 +530,16 @@ class Engine {
     iov.ensure(buffers.length);
     for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
     const h = this.#recvHdr;
-    const ctlAddr = control.byteLength > 0 ? ptr(control) : 0;
-    h.fill(iov, buffers.length, ctlAddr, control.byteLength);
+    const ctlSize = viewByteLength(control);
+    const ctlAddr = ctlSize > 0 ? ptr(control) : 0;
+    h.fill(iov, buffers.length, ctlAddr, ctlSize);
     const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
     keepAlive(buffers, control);
     const msgFlags = h.view.getInt32(M.flags.offset, true);
     this.last.bytesRead = n;
     this.last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
     this.last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
-    const written = Math.min(readUnsigned(h.view, 0, M.controllen), control.byteLength);
+    const written = Math.min(readUnsigned(h.view, 0, M.controllen), ctlSize);
     h.invalidateControllen();
     return written;
   }

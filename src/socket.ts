@@ -18,6 +18,7 @@ import * as sys from "./sys.ts";
 import { closedError, invalidArgType, MESSAGES, outOfRange, SystemError, UnixAncillaryError } from "./errors.ts";
 import { describe } from "./cmsg/sizes.ts";
 import { lstatSync } from "node:fs";
+import { isArrayBuffer, isPlainUint8Array, isSharedArrayBuffer, plainBytesOfView, viewByteLength } from "./intrinsics.ts";
 import { OpQueue, abortError } from "./async/queue.ts";
 import { forget, waitFor } from "./async/reactor.ts";
 
@@ -34,11 +35,17 @@ let messageScratch: Uint8Array | null = null;
 /** Payload accepted by sends: bytes (any ArrayBufferView or ArrayBuffer) or a string (sent as UTF-8). */
 export type Payload = ArrayBufferView | ArrayBuffer | string;
 
+/**
+ * Coercion returns a plain Uint8Array (never a caller's subclass) located through the built-in getters,
+ * and the engine reads every length and offset through them too (src/intrinsics.ts): a view that lies
+ * about byteLength/byteOffset/buffer/length cannot steer a syscall outside its own memory.
+ */
 export function toBytes(data: unknown, name = "data"): Uint8Array {
-  if (data instanceof Uint8Array) return data;
+  if (isPlainUint8Array(data)) return data;
   if (typeof data === "string") return encoder.encode(data);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return new Uint8Array(data);
+  const view = plainBytesOfView(data);
+  if (view !== null) return view;
+  if (isArrayBuffer(data) || isSharedArrayBuffer(data)) return new Uint8Array(data);
   throw invalidArgType(name, "a string, an ArrayBuffer or an ArrayBufferView", describe(data));
 }
 
@@ -49,9 +56,10 @@ function toByteList(buffers: unknown, name: string): Uint8Array[] {
 
 /** A buffer that receives write into (strings are not accepted: receives need memory to fill). */
 export function toWritable(buffer: unknown, name = "buffer"): Uint8Array {
-  if (buffer instanceof Uint8Array) return buffer;
-  if (ArrayBuffer.isView(buffer)) return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  if (buffer instanceof ArrayBuffer) return new Uint8Array(buffer);
+  if (isPlainUint8Array(buffer)) return buffer;
+  const view = plainBytesOfView(buffer);
+  if (view !== null) return view;
+  if (isArrayBuffer(buffer)) return new Uint8Array(buffer);
   throw invalidArgType(name, "an ArrayBuffer or an ArrayBufferView", describe(buffer));
 }
 
@@ -223,8 +231,8 @@ export abstract class UnixSocket implements Disposable {
     const bytes = toBytes(data);
     const list = checkFdList(fds);
     void this.fd; // a closed socket fails before anything else
-    this.checkPayload(bytes.byteLength, list.length);
-    if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
+    this.checkPayload(viewByteLength(bytes), list.length);
+    if (viewByteLength(bytes) === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
     // The engine resolves the list first — that may run user code ({ fd } getters) — and only then
     // reads our fd and takes the payload's address (see Engine.stageRights).
     return engine.sendOne(this, bytes, list, 0);
@@ -236,7 +244,7 @@ export abstract class UnixSocket implements Disposable {
     const fdList = checkFdList(fds);
     void this.fd; // a closed socket fails before anything else
     let total = 0;
-    for (const b of list) total += b.byteLength;
+    for (const b of list) total += viewByteLength(b);
     this.checkPayload(total, fdList.length);
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return 0;
     return engine.sendMany(this, list, fdList, 0); // resolves the list before reading our fd
@@ -453,11 +461,11 @@ export abstract class UnixSocket implements Disposable {
       bytes = toBytes(data);
       list = checkFdList(fds);
       signal = signalOf(opts);
-      this.checkPayload(bytes.byteLength, list.length);
+      this.checkPayload(viewByteLength(bytes), list.length);
     } catch (e) {
       return Promise.reject(e);
     }
-    if (bytes.byteLength === 0 && list.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
+    if (viewByteLength(bytes) === 0 && list.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
     return this.schedule(this.sendQueue, "writable", signal, () => {
       return orAgain(engine.sendOne(this, bytes, list, K.MSG_DONTWAIT));
     });
@@ -471,7 +479,7 @@ export abstract class UnixSocket implements Disposable {
       list = toByteList(buffers, "buffers");
       fdList = checkFdList(fds);
       signal = signalOf(opts);
-      for (const b of list) total += b.byteLength;
+      for (const b of list) total += viewByteLength(b);
       this.checkPayload(total, fdList.length);
     } catch (e) {
       return Promise.reject(e);
@@ -560,7 +568,7 @@ export class UnixStream extends UnixSocket {
       bytes = toBytes(data);
       list = checkFdList(fds);
       signal = signalOf(opts);
-      this.checkPayload(bytes.byteLength, list.length);
+      this.checkPayload(viewByteLength(bytes), list.length);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -573,7 +581,7 @@ export class UnixStream extends UnixSocket {
           });
           if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
         }
-        while (sent < bytes.byteLength) {
+        while (sent < viewByteLength(bytes)) {
           const n = await this.untilReady("writable", signal, (sock) => orAgain(engine.sendRange(sock, bytes, sent, K.MSG_DONTWAIT)));
           if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
           sent += n;
@@ -594,13 +602,13 @@ export class UnixStream extends UnixSocket {
     const bytes = toBytes(data);
     const list = checkFdList(fds);
     void this.fd; // a closed socket fails before anything else
-    this.checkPayload(bytes.byteLength, list.length);
+    this.checkPayload(viewByteLength(bytes), list.length);
     let sent = 0;
     if (list.length > 0) {
       sent = engine.sendOne(this, bytes, list, 0); // reads our fd after resolving the list
       if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
     }
-    while (sent < bytes.byteLength) {
+    while (sent < viewByteLength(bytes)) {
       const n = engine.sendRange(this.fd, bytes, sent, 0);
       if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
       sent += n;
