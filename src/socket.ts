@@ -135,6 +135,14 @@ const TYPE_NUMBER: Record<SocketType, number> = { stream: K.SOCK_STREAM, datagra
 
 function checkSocketType(owned: OwnedFd, type: SocketType, what: string): void {
   if (!(owned instanceof OwnedFd)) throw invalidArgType("fd", "an OwnedFd", describe(owned));
+  // Both the family and the type: the kernel silently drops SCM_RIGHTS sent on a TCP or UDP socket.
+  const domain = sys.socketDomain(owned.fd);
+  if (domain !== K.AF_UNIX) {
+    const family = domain === K.AF_INET ? "AF_INET" : domain === K.AF_INET6 ? "AF_INET6" : `family ${domain}`;
+    const e = new TypeError(`${what}.fromFd: fd ${owned.fd} is not an AF_UNIX socket (${family}); Unix sockets carry fds, other families drop them`);
+    (e as TypeError & { code: string }).code = "ERR_INVALID_ARG_VALUE";
+    throw e;
+  }
   const actual = sys.getsockoptInt(owned.fd, K.SOL_SOCKET, K.SO_TYPE);
   if (actual !== TYPE_NUMBER[type]) {
     const e = new TypeError(`${what}.fromFd: fd ${owned.fd} is not a ${type} socket (SO_TYPE ${actual})`);
