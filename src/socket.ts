@@ -239,8 +239,9 @@ export abstract class UnixSocket implements Disposable {
     const bytes = toBytes(data);
     const list = checkFdList(fds);
     void this.fd; // a closed socket fails before anything else
-    this.checkPayload(viewByteLength(bytes), list.length);
-    if (viewByteLength(bytes) === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
+    const size = viewByteLength(bytes);
+    this.checkPayload(size, list.length);
+    if (size === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
     // The engine resolves the list first — that may run user code ({ fd } getters) — and only then
     // reads our fd and takes the payload's address (see Engine.stageRights).
     return engine.sendOne(this, bytes, list, 0);
