@@ -12,7 +12,7 @@
  * carried them. recvFdsExact checks the fd count of one receive; it does not read a whole frame.
  */
 import { K, abi } from "./platform/index.ts";
-import { adopt, closeAll, OwnedFd, type FdLike } from "./owned-fd.ts";
+import { adopt, closeAll, fdAt, OwnedFd, type FdLike } from "./owned-fd.ts";
 import { engine, Kind, WOULD_BLOCK, WOULD_BLOCK_FDS } from "./msg-io.ts";
 import * as sys from "./sys.ts";
 import { closedError, invalidArgType, MESSAGES, outOfRange, SystemError, UnixAncillaryError } from "./errors.ts";
@@ -69,6 +69,35 @@ export function checkFdList(fds: unknown, name = "fds"): readonly FdLike[] {
   return fds as FdLike[];
 }
 const EMPTY_FDS: readonly FdLike[] = Object.freeze([]);
+
+/**
+ * The numbers an fd list lends right now, in a new array (the async sends resolve once, at call time:
+ * `{ fd }` getters run once, and a caller that edits its array afterwards changes nothing).
+ */
+export function resolveFdList(list: readonly FdLike[]): readonly number[] {
+  const n = list.length;
+  if (n === 0) return EMPTY_NUMBERS;
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = fdAt(list, i, "fds");
+  return out;
+}
+const EMPTY_NUMBERS: readonly number[] = Object.freeze([]);
+
+/**
+ * Own duplicates (F_DUPFD_CLOEXEC) of `numbers`, for an async send that has to wait: the caller may
+ * close its fds right after the call, and a number reused meanwhile by another file must not reach
+ * the peer. The caller of holdFds closes them once the send settles. On failure none stay open.
+ */
+export function holdFds(numbers: readonly number[]): OwnedFd[] {
+  const held: OwnedFd[] = [];
+  try {
+    for (const n of numbers) held.push(adopt(sys.dupCloexec(n)));
+  } catch (e) {
+    closeAll(held);
+    throw e;
+  }
+  return held;
+}
 
 export function checkMaxFds(n: unknown, name = "maxFds"): number {
   if (typeof n !== "number" || !Number.isInteger(n)) throw invalidArgType(name, "an integer", describe(n));
@@ -465,28 +494,51 @@ export abstract class UnixSocket implements Disposable {
 
   /** Async sendFdsSync: one sendmsg once the socket is writable. Concurrent sends run in call order. */
   sendFds(data: Payload, fds?: readonly FdLike[], opts?: AsyncOptions): Promise<number> {
-    let bytes: Uint8Array, list: readonly FdLike[], signal: AbortSignal | undefined;
+    let bytes: Uint8Array, list: readonly number[], signal: AbortSignal | undefined;
     try {
       bytes = toBytes(data);
-      list = checkFdList(fds);
+      list = resolveFdList(checkFdList(fds));
       signal = signalOf(opts);
       this.checkPayload(viewByteLength(bytes), list.length);
     } catch (e) {
       return Promise.reject(e);
     }
     if (viewByteLength(bytes) === 0 && list.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.schedule(this.sendQueue, "writable", signal, () => {
-      return orAgain(engine.sendOne(this, bytes, list, K.MSG_DONTWAIT));
-    });
+    return this.#scheduleSend(signal, list, (held) => orAgain(engine.sendOne(this, bytes, held, K.MSG_DONTWAIT)));
+  }
+
+  /**
+   * schedule() for a send of `numbers` (resolved at call time): the first attempt sends them as they
+   * are; a send that has to wait (queued, or the socket full) holds duplicates from now until it
+   * settles — sent, failed, aborted or the socket closed — so the file the caller named at call time
+   * is the one delivered (holdFds).
+   */
+  #scheduleSend(signal: AbortSignal | undefined, numbers: readonly number[], attempt: (fds: readonly FdLike[]) => number | typeof AGAIN): Promise<number> {
+    const queue = this.sendQueue;
+    let waitFirst = false;
+    let held: OwnedFd[];
+    try {
+      if (queue.size === 0) {
+        if (signal?.aborted) throw abortError(signal);
+        const r = attemptOnce(() => attempt(numbers), this.fd);
+        if (r !== AGAIN) return Promise.resolve(r);
+        waitFirst = true;
+      }
+      held = holdFds(numbers);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const sent = queue.run(signal, () => this.untilReady("writable", signal, () => attempt(held), waitFirst));
+    return held.length === 0 ? sent : closeWhenSettled(sent, held);
   }
 
   /** Async sendFdsVectoredSync. */
   sendFdsVectored(buffers: readonly Payload[], fds?: readonly FdLike[], opts?: AsyncOptions): Promise<number> {
-    let list: Uint8Array[], fdList: readonly FdLike[], signal: AbortSignal | undefined;
+    let list: Uint8Array[], fdList: readonly number[], signal: AbortSignal | undefined;
     let total = 0;
     try {
       list = toByteList(buffers, "buffers");
-      fdList = checkFdList(fds);
+      fdList = resolveFdList(checkFdList(fds));
       signal = signalOf(opts);
       for (const b of list) total += viewByteLength(b);
       this.checkPayload(total, fdList.length);
@@ -494,9 +546,7 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.schedule(this.sendQueue, "writable", signal, () => {
-      return orAgain(engine.sendMany(this, list, fdList, K.MSG_DONTWAIT));
-    });
+    return this.#scheduleSend(signal, fdList, (held) => orAgain(engine.sendMany(this, list, held, K.MSG_DONTWAIT)));
   }
 }
 
@@ -572,22 +622,35 @@ export class UnixStream extends UnixSocket {
    * error's `bytesSent` says how much. Do not retry the whole send then.
    */
   sendFdsAll(data: Payload, fds?: readonly FdLike[], opts?: AsyncOptions): Promise<void> {
-    let bytes: Uint8Array, list: readonly FdLike[], signal: AbortSignal | undefined;
+    let bytes: Uint8Array, list: readonly number[], signal: AbortSignal | undefined;
     try {
       bytes = toBytes(data);
-      list = checkFdList(fds);
+      list = resolveFdList(checkFdList(fds));
       signal = signalOf(opts);
       this.checkPayload(viewByteLength(bytes), list.length);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.sendQueue.run(signal, async () => {
+    // As #scheduleSend: fds resolved now; if the first sendmsg cannot go at once, it sends duplicates
+    // held from call time (an idle queue runs the operation synchronously up to its first await).
+    const hold: { fds: OwnedFd[] | null } = { fds: null };
+    try {
+      if (this.sendQueue.size > 0) hold.fds = holdFds(list);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const done = this.sendQueue.run(signal, async () => {
       let sent = 0;
       try {
         if (list.length > 0) {
-          sent = await this.untilReady("writable", signal, () => {
-            return orAgain(engine.sendOne(this, bytes, list, K.MSG_DONTWAIT));
-          });
+          const queued = hold.fds !== null;
+          let r = queued ? AGAIN : attemptOnce(() => orAgain(engine.sendOne(this, bytes, list, K.MSG_DONTWAIT)), this.fd);
+          if (r === AGAIN) {
+            const held = (hold.fds ??= holdFds(list));
+            r = await this.untilReady("writable", signal, () => orAgain(engine.sendOne(this, bytes, held, K.MSG_DONTWAIT)), !queued);
+          }
+          sent = r;
+          if (hold.fds !== null) closeAll(hold.fds); // delivered: the rest is data only
           if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
         }
         while (sent < viewByteLength(bytes)) {
@@ -599,6 +662,9 @@ export class UnixStream extends UnixSocket {
         if (e !== null && typeof e === "object") (e as { bytesSent?: number }).bytesSent = sent;
         throw e;
       }
+    });
+    return list.length === 0 ? done : done.finally(() => {
+      if (hold.fds !== null) closeAll(hold.fds);
     });
   }
 
@@ -959,6 +1025,15 @@ async function connectAsync(type: number, path: string, signal: AbortSignal | un
     forget(owned.fd);
     owned.close();
     throw e;
+  }
+}
+
+/** `p`, with `held` closed once it settles (whichever way). */
+async function closeWhenSettled<T>(p: Promise<T>, held: OwnedFd[]): Promise<T> {
+  try {
+    return await p;
+  } finally {
+    closeAll(held);
   }
 }
 
