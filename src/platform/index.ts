@@ -1,6 +1,7 @@
 /**
  * The running process's ABI table, chosen once at import. An unsupported platform fails here, at
- * import, with UnsupportedPlatformError (code ERR_UA_UNSUPPORTED).
+ * import, with UnsupportedPlatformError (code ERR_UA_UNSUPPORTED). Tests can substitute another
+ * ABI and a fake libc through seam.ts.
  */
 import type { Abi, AbiName } from "./abi.ts";
 import { detectAbiName } from "./detect.ts";
@@ -12,6 +13,7 @@ import { abi as darwinX64 } from "./darwin-x64.ts";
 import { abi as darwinArm64 } from "./darwin-arm64.ts";
 import { abi as freebsdX64 } from "./freebsd-x64.ts";
 import { setErrnoNames } from "../errors.ts";
+import { seam } from "./seam.ts";
 
 export const ABIS: Readonly<Record<AbiName, Abi>> = {
   "linux-x64-gnu": linuxX64Gnu,
@@ -24,7 +26,7 @@ export const ABIS: Readonly<Record<AbiName, Abi>> = {
 };
 
 function select(): Abi {
-  const name = detectAbiName();
+  const name = seam !== null ? seam.abiName : detectAbiName();
   return ABIS[name];
 }
 
