@@ -107,8 +107,8 @@ export interface Identity {
 interface Rec {
   data: Uint8Array;
   off: number;
-  /** In-flight rights (null once delivered or when none). */
-  rights: Desc[] | null;
+  /** In-flight rights, one list per SCM_RIGHTS message (null once delivered or when none). */
+  rights: Desc[][] | null;
 }
 
 interface DescBase {
@@ -177,7 +177,10 @@ export class Kernel {
   readonly #eintr = new Map<string, number>();
   #fioclexFailures = 0;
   #fioclexErrno = 0;
+  #fioclexSkip = 0;
   #nextId = 1;
+  /** fd numbers the kernel closed itself (disposed rights of a truncated message). */
+  readonly #disposed = new Set<number>();
   readonly #errno = new Int32Array(new ArrayBuffer(4));
   readonly errnoPtr = ptr(this.#errno);
 
@@ -195,10 +198,11 @@ export class Kernel {
   injectEintr(fn: string, n = 1): void {
     this.#eintr.set(fn, (this.#eintr.get(fn) ?? 0) + n);
   }
-  /** The next `n` ioctl(FIOCLEX) calls fail with `errnoName`. */
-  failFioclex(n = 1, errnoName = "EBADF"): void {
+  /** After `after` more successful ioctl(FIOCLEX) calls, the next `n` fail with `errnoName`. */
+  failFioclex(n = 1, errnoName = "EBADF", after = 0): void {
     this.#fioclexFailures = n;
-    this.#fioclexErrno = this.E[errnoName];
+    this.#fioclexErrno = this.E[errnoName]!;
+    this.#fioclexSkip = after;
   }
   violation(msg: string): void {
     this.violations.push(msg);
@@ -223,7 +227,7 @@ export class Kernel {
     const walk = (d: Desc): void => {
       if (seen.has(d.id)) return;
       seen.add(d.id);
-      if (d.kind === "socket") for (const r of d.queue) for (const x of r.rights ?? []) walk(x);
+      if (d.kind === "socket") for (const r of d.queue) for (const x of (r.rights ?? []).flat()) walk(x);
     };
     for (const e of this.fds.values()) walk(e.desc);
     return seen.size;
@@ -243,6 +247,7 @@ export class Kernel {
   #install(desc: Desc, cloexec: boolean, at?: number): number {
     const fd = at ?? this.#lowestFree();
     if (this.fds.has(fd)) throw new Error(`fake kernel: fd ${fd} already in use`);
+    this.#disposed.delete(fd);
     desc.refs++;
     this.fds.set(fd, { desc, cloexec });
     return fd;
@@ -253,7 +258,7 @@ export class Kernel {
       const q = desc.queue;
       desc.queue = [];
       desc.queued = 0;
-      for (const r of q) for (const x of r.rights ?? []) this.#drop(x);
+      for (const r of q) for (const x of (r.rights ?? []).flat()) this.#drop(x);
       for (const pending of desc.backlog) this.#drop(pending);
       desc.backlog = [];
       if (desc.path !== null && this.paths.get(desc.path) === desc) {
@@ -271,6 +276,13 @@ export class Kernel {
       host.close(desc.realR);
       host.close(desc.realW);
     }
+  }
+  /** A close the kernel does on its own (not through the library). */
+  #kernelClose(fd: number): void {
+    const e = this.fds.get(fd)!;
+    this.fds.delete(fd);
+    this.#disposed.add(fd);
+    this.#drop(e.desc);
   }
   #entry(fd: number) {
     return this.fds.get(fd);
@@ -383,7 +395,11 @@ export class Kernel {
 
     close: (fd: number) => {
       const e = this.fds.get(fd);
-      if (!e) return this.#fail(this.E.EBADF);
+      if (!e) {
+        this.violation(this.#disposed.has(fd) ? `close(${fd}): the kernel already disposed of that fd (truncated message)` : `close(${fd}): not open (a double close or a number the library does not own)`);
+        return this.#fail(this.E.EBADF);
+      }
+      this.#disposed.delete(fd);
       this.fds.delete(fd);
       // close() removes the fd's knotes from every kqueue (knote_fdclose)
       for (const kq of this.kqueues) for (const [key, kn] of kq.knotes) if (kn.ident === fd && kn.filter !== this.K.EVFILT_USER) kq.knotes.delete(key);
@@ -432,7 +448,8 @@ export class Kernel {
       const e = this.#entry(fd);
       if (!e) return this.#fail(this.E.EBADF);
       if (Number(req) === this.K.FIOCLEX) {
-        if (this.#fioclexFailures > 0) {
+        if (this.#fioclexFailures > 0 && this.#fioclexSkip > 0) this.#fioclexSkip--;
+        else if (this.#fioclexFailures > 0) {
           this.#fioclexFailures--;
           return this.#fail(this.#fioclexErrno);
         }
@@ -823,14 +840,14 @@ export class Kernel {
   }
 
   /** Parses the control data of a send per the OS's rules; returns the rights or an errno. */
-  #sendControl(control: number, controllen: number): Desc[] | number {
+  #sendControl(control: number, controllen: number): Desc[][] | number {
     if (controllen === 0) return [];
     const c = this.abi.cmsg;
     const K = this.K;
     if (controllen > 2048) return this.E.EINVAL; // MCLBYTES
     const b = mem(control, controllen, "send control", this);
     const v = view(b);
-    const rights: Desc[] = [];
+    const rights: Desc[][] = [];
     let at = 0;
     let count = 0;
     while (at + c.headerSize <= controllen) {
@@ -851,12 +868,14 @@ export class Kernel {
         if (count > 0 || len !== controllen) return this.E.EINVAL;
         if (c.headerSize + 8 * (payload / 4) > 2048) return this.E.EINVAL;
       }
+      const one: Desc[] = [];
       for (let i = 0; i < payload / 4; i++) {
         const fd = v.getInt32(at + c.headerLen + 4 * i, true);
         const e = this.fds.get(fd);
         if (!e || e.desc.kind === "kqueue") return this.E.EBADF; // kqueues are not passable
-        rights.push(e.desc);
+        one.push(e.desc);
       }
+      rights.push(one);
       const space = Math.ceil(len / c.align) * c.align;
       for (let i = at + len; i < Math.min(at + space, controllen); i++) {
         if (v.getUint8(i) !== 0) this.violation(`control padding byte ${i} is ${v.getUint8(i)}`);
@@ -915,7 +934,7 @@ export class Kernel {
       data.set(b.subarray(0, take), o);
       o += take;
     }
-    for (const d of rights) d.refs++;
+    for (const d of rights.flat()) d.refs++;
     peer.queue.push({ data, off: 0, rights: rights.length > 0 ? rights : null });
     peer.queued += n;
     this.pump();
@@ -996,34 +1015,46 @@ export class Kernel {
     // control
     let written = 0;
     if (rights !== null) {
+      // FreeBSD (tests/sys/kern/unix_passfd_test.c, truncated_rights): every message's rights are
+      // externalized (installed) and copied out as far as msg_controllen allows; a message that did
+      // not fit whole is then disposed of, all of its fds closed again (even those whose numbers were
+      // copied), and so is every message after it.
       const c = this.abi.cmsg;
-      const nfd = rights.length;
-      const cmsgLen = c.headerLen + 4 * nfd;
-      const space = Math.ceil(cmsgLen / c.align) * c.align;
-      const ctl = h.controllen > 0 ? mem(h.control, h.controllen, "recv control", this) : new Uint8Array(0);
-      if (h.controllen < c.headerLen) {
-        // not even the header fits: every fd of the message is disposed of
-        for (const d of rights) this.#drop(d);
-        outFlags |= K.MSG_CTRUNC;
-      } else {
-        const fit = Math.min(nfd, Math.floor((h.controllen - c.headerLen) / 4));
-        const full = new Uint8Array(space);
+      const parts: Uint8Array[] = [];
+      const installed: number[][] = [];
+      for (const one of rights) {
+        const cmsgLen = c.headerLen + 4 * one.length;
+        const full = new Uint8Array(Math.ceil(cmsgLen / c.align) * c.align);
         const fv = view(full);
         setField(fv, 0, c.len, cmsgLen);
         fv.setInt32(c.level.offset, K.SOL_SOCKET, true);
         fv.setInt32(c.type.offset, K.SCM_RIGHTS, true);
-        for (let i = 0; i < nfd; i++) {
-          if (i < fit) {
-            const nfdNum = this.#install(rights[i]!, cloexecFlag);
-            rights[i]!.refs--; // the in-flight reference became the fd table's
-            fv.setInt32(c.headerLen + 4 * i, nfdNum, true);
-          } else {
-            this.#drop(rights[i]!); // the kernel closes what does not fit
-          }
+        const nums: number[] = [];
+        for (let i = 0; i < one.length; i++) {
+          const num = this.#install(one[i]!, cloexecFlag);
+          one[i]!.refs--; // the in-flight reference became the fd table's
+          nums.push(num);
+          fv.setInt32(c.headerLen + 4 * i, num, true);
         }
-        written = Math.min(h.controllen, space);
-        ctl.set(full.subarray(0, written));
-        if (fit < nfd || h.controllen < cmsgLen) outFlags |= K.MSG_CTRUNC;
+        parts.push(full);
+        installed.push(nums);
+      }
+      const total = parts.reduce((n, p) => n + p.length, 0);
+      const all = new Uint8Array(total);
+      let o = 0;
+      for (const p of parts) {
+        all.set(p, o);
+        o += p.length;
+      }
+      written = Math.min(h.controllen, total);
+      if (written > 0) mem(h.control, written, "recv control", this).set(all.subarray(0, written));
+      let end = 0;
+      for (let i = 0; i < parts.length; i++) {
+        end += parts[i]!.length;
+        if (end > h.controllen) {
+          outFlags |= K.MSG_CTRUNC;
+          for (const num of installed[i]!) this.#kernelClose(num);
+        }
       }
     }
     if (h.name !== 0) setField(h.v, 0, m.namelen, 0);
