@@ -221,7 +221,7 @@ export class Kernel {
   openFds(): number[] {
     return [...this.fds.entries()].filter(([, e]) => e.desc.kind !== "kqueue").map(([n]) => n).sort((a, b) => a - b);
   }
-  /** Descriptions still referenced from anywhere (fd table or in flight). */
+  /** Descriptions still referenced from anywhere (fd table or in flight), kqueues aside. */
   liveDescriptions(): number {
     const seen = new Set<number>();
     const walk = (d: Desc): void => {
@@ -229,7 +229,7 @@ export class Kernel {
       seen.add(d.id);
       if (d.kind === "socket") for (const r of d.queue) for (const x of (r.rights ?? []).flat()) walk(x);
     };
-    for (const e of this.fds.values()) walk(e.desc);
+    for (const e of this.fds.values()) if (e.desc.kind !== "kqueue") walk(e.desc);
     return seen.size;
   }
 
