@@ -1,0 +1,92 @@
+/**
+ * Startup cost, measured from outside: whole processes, interleaved, medians and ratios to a bare Bun
+ * measured in the same rounds (never absolute claims: the machine is shared and noisy).
+ *   bun bench/startup.ts [rounds=15]
+ *
+ * 1. Process wall time (spawn -> exit) of `bun -e 0`, `import "unix-ancillary"` and
+ *    `import "unix-ancillary/handoff"`, each round in a shuffled order.
+ * 2. Where an import's time goes: timing marks around the platform layer's steps (ABI detection,
+ *    table selection, libc dlopen) and the two entry points, each in a fresh process, medians.
+ */
+const ROUNDS = Number(process.argv[2] ?? 15);
+const root = new URL("..", import.meta.url).pathname;
+const bun = process.execPath;
+
+const VARIANTS: Record<string, string> = {
+  "bare bun -e 0": "0",
+  'import "unix-ancillary"': 'import "unix-ancillary"',
+  'import "unix-ancillary/handoff"': 'import "unix-ancillary/handoff"',
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
+
+function runOnce(code: string): number {
+  const t0 = performance.now();
+  const r = Bun.spawnSync([bun, "-e", code], { cwd: root, stdout: "ignore", stderr: "pipe" });
+  const ms = performance.now() - t0;
+  if (r.exitCode !== 0) throw new Error(`${code}: exit ${r.exitCode}: ${r.stderr.toString()}`);
+  return ms;
+}
+
+// ---- 1. whole processes ----
+const times: Record<string, number[]> = Object.fromEntries(Object.keys(VARIANTS).map((k) => [k, []]));
+for (const k of Object.keys(VARIANTS)) runOnce(VARIANTS[k]!); // warm the file cache
+for (let r = 0; r < ROUNDS; r++) for (const k of shuffle(Object.keys(VARIANTS))) times[k]!.push(runOnce(VARIANTS[k]!));
+
+const bare = median(times["bare bun -e 0"]!);
+console.log(`startup, ${ROUNDS} interleaved rounds (process spawn -> exit), medians:`);
+console.log("| what | median ms | over bare Bun | ratio to bare |");
+console.log("|---|---|---|---|");
+for (const k of Object.keys(VARIANTS)) {
+  const m = median(times[k]!);
+  console.log(`| ${k} | ${m.toFixed(1)} | ${k.startsWith("bare") ? "—" : `+${(m - bare).toFixed(1)} ms`} | ${(m / bare).toFixed(2)}× |`);
+}
+
+// ---- 2. where the import time goes ----
+const PHASES = `
+const t = [performance.now()];
+const detect = await import("./src/platform/detect.ts");
+t.push(performance.now());
+detect.detectAbiName();
+t.push(performance.now());
+await import("./src/platform/index.ts");
+t.push(performance.now());
+await import("./src/platform/libc.ts");
+t.push(performance.now());
+await import("./src/index.ts");
+t.push(performance.now());
+await import("./src/handoff/index.ts");
+t.push(performance.now());
+console.log(JSON.stringify(t.slice(1).map((x, i) => x - t[i])));
+`;
+const PHASE_NAMES = [
+  "load detect.ts",
+  "detectAbiName() (libc detection)",
+  "platform/index.ts (tables; detection again at import)",
+  "platform/libc.ts (dlopen + bind)",
+  "rest of src/index.ts",
+  "rest of src/handoff/index.ts",
+];
+const phases: number[][] = PHASE_NAMES.map(() => []);
+for (let r = 0; r < ROUNDS; r++) {
+  const out = Bun.spawnSync([bun, "-e", PHASES], { cwd: root, stdout: "pipe", stderr: "pipe" });
+  if (out.exitCode !== 0) throw new Error(out.stderr.toString());
+  const xs = JSON.parse(out.stdout.toString().trim()) as number[];
+  xs.forEach((x, i) => phases[i]!.push(x));
+}
+console.log(`\nimport phases (timing marks, ${ROUNDS} fresh processes, medians; each step after the previous ones):`);
+console.log("| step | median ms |");
+console.log("|---|---|");
+PHASE_NAMES.forEach((n, i) => console.log(`| ${n} | ${median(phases[i]!).toFixed(2)} |`));
