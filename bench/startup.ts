@@ -1,7 +1,9 @@
 /**
  * Startup cost, measured from outside: whole processes, interleaved, medians and ratios to a bare Bun
  * measured in the same rounds (never absolute claims: the machine is shared and noisy).
- *   bun bench/startup.ts [rounds=15]
+ *   bun bench/startup.ts [rounds=15] [other-checkout]
+ * With a second checkout (e.g. `git worktree add /tmp/before <commit>` plus a node_modules symlink),
+ * its two imports join the same interleaved rounds, for before/after numbers from one run.
  *
  * 1. Process wall time (spawn -> exit) of `bun -e 0`, `import "unix-ancillary"` and
  *    `import "unix-ancillary/handoff"`, each round in a shuffled order.
@@ -9,14 +11,20 @@
  *    table selection, libc dlopen) and the two entry points, each in a fresh process, medians.
  */
 const ROUNDS = Number(process.argv[2] ?? 15);
+const OTHER = process.argv[3];
 const root = new URL("..", import.meta.url).pathname;
 const bun = process.execPath;
 
-const VARIANTS: Record<string, string> = {
-  "bare bun -e 0": "0",
-  'import "unix-ancillary"': 'import "unix-ancillary"',
-  'import "unix-ancillary/handoff"': 'import "unix-ancillary/handoff"',
+type Variant = { code: string; cwd: string };
+const VARIANTS: Record<string, Variant> = {
+  "bare bun -e 0": { code: "0", cwd: root },
+  'import "unix-ancillary"': { code: 'import "unix-ancillary"', cwd: root },
+  'import "unix-ancillary/handoff"': { code: 'import "unix-ancillary/handoff"', cwd: root },
 };
+if (OTHER) {
+  VARIANTS['import "unix-ancillary" (other checkout)'] = { code: 'import "unix-ancillary"', cwd: OTHER };
+  VARIANTS['import "unix-ancillary/handoff" (other checkout)'] = { code: 'import "unix-ancillary/handoff"', cwd: OTHER };
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -32,9 +40,9 @@ function shuffle<T>(xs: T[]): T[] {
   return xs;
 }
 
-function runOnce(code: string): number {
+function runOnce({ code, cwd }: Variant): number {
   const t0 = performance.now();
-  const r = Bun.spawnSync([bun, "-e", code], { cwd: root, stdout: "ignore", stderr: "pipe" });
+  const r = Bun.spawnSync([bun, "-e", code], { cwd, stdout: "ignore", stderr: "pipe" });
   const ms = performance.now() - t0;
   if (r.exitCode !== 0) throw new Error(`${code}: exit ${r.exitCode}: ${r.stderr.toString()}`);
   return ms;

@@ -12,8 +12,9 @@ import { readFileSync } from "node:fs";
  * (Debian's musl package). Null when neither appears. Exported for tests.
  */
 export function libcFromMaps(maps: string): "gnu" | "musl" | null {
-  if (/\/ld-musl-[\w.-]+\.so|-linux-musl\/libc\.so\b|\/libc\.musl-[\w.-]+\.so/.test(maps)) return "musl";
-  if (/\/libc\.so\.6\b|\/libc-2\.\d+\.so\b/.test(maps)) return "gnu";
+  // Plain substring tests: a first-use regex compile alone cost about 0.5 ms here.
+  if (maps.includes("/ld-musl-") || maps.includes("-linux-musl/libc.so") || maps.includes("/libc.musl-")) return "musl";
+  if (maps.includes("/libc.so.6") || maps.includes("/libc-2.")) return "gnu";
   return null;
 }
 
