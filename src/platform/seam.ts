@@ -10,7 +10,6 @@
  * (BUN_OPTIONS=--preload, LD_PRELOAD).
  */
 import type { FFIFunction } from "bun:ffi";
-import { isAbsolute } from "node:path";
 import type { AbiName } from "./abi.ts";
 
 export const SEAM_ENV = "UNIX_ANCILLARY_FAKE_PLATFORM";
@@ -25,7 +24,7 @@ export interface PlatformSeam {
 function load(): PlatformSeam | null {
   const path = process.env[SEAM_ENV];
   if (path === undefined || path === "") return null;
-  if (!isAbsolute(path)) throw new Error(`${SEAM_ENV} must be an absolute module path (got ${JSON.stringify(path)})`);
+  if (!path.startsWith("/")) throw new Error(`${SEAM_ENV} must be an absolute module path (got ${JSON.stringify(path)})`);
   const seam = (require(path) as { platformSeam?: PlatformSeam }).platformSeam;
   if (!seam || typeof seam.abiName !== "string" || typeof seam.dlopen !== "function") {
     throw new Error(`${SEAM_ENV}: ${path} does not export a platformSeam { abiName, dlopen }`);
