@@ -5,8 +5,9 @@
  * With a second checkout (e.g. `git worktree add /tmp/before <commit>` plus a node_modules symlink),
  * its two imports join the same interleaved rounds, for before/after numbers from one run.
  *
- * 1. Process wall time (spawn -> exit) of `bun -e 0`, `import "unix-ancillary"` and
- *    `import "unix-ancillary/handoff"`, each round in a shuffled order.
+ * 1. Process wall time (spawn -> exit) and CPU time (user + system, from the child's rusage) of
+ *    `bun -e 0`, `import "unix-ancillary"` and `import "unix-ancillary/handoff"`, each round in a
+ *    shuffled order. On a shared machine the CPU time is the steadier of the two: compare that.
  * 2. Where an import's time goes: timing marks around the platform layer's steps (ABI detection,
  *    table selection, libc dlopen) and the two entry points, each in a fresh process, medians.
  */
@@ -40,26 +41,36 @@ function shuffle<T>(xs: T[]): T[] {
   return xs;
 }
 
-function runOnce({ code, cwd }: Variant): number {
+function runOnce({ code, cwd }: Variant): { wall: number; cpu: number } {
   const t0 = performance.now();
   const r = Bun.spawnSync([bun, "-e", code], { cwd, stdout: "ignore", stderr: "pipe" });
-  const ms = performance.now() - t0;
+  const wall = performance.now() - t0;
   if (r.exitCode !== 0) throw new Error(`${code}: exit ${r.exitCode}: ${r.stderr.toString()}`);
-  return ms;
+  return { wall, cpu: Number(r.resourceUsage.cpuTime.total) / 1000 };
 }
 
 // ---- 1. whole processes ----
-const times: Record<string, number[]> = Object.fromEntries(Object.keys(VARIANTS).map((k) => [k, []]));
+const wall: Record<string, number[]> = Object.fromEntries(Object.keys(VARIANTS).map((k) => [k, []]));
+const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(VARIANTS).map((k) => [k, []]));
 for (const k of Object.keys(VARIANTS)) runOnce(VARIANTS[k]!); // warm the file cache
-for (let r = 0; r < ROUNDS; r++) for (const k of shuffle(Object.keys(VARIANTS))) times[k]!.push(runOnce(VARIANTS[k]!));
+for (let r = 0; r < ROUNDS; r++) {
+  for (const k of shuffle(Object.keys(VARIANTS))) {
+    const t = runOnce(VARIANTS[k]!);
+    wall[k]!.push(t.wall);
+    cpu[k]!.push(t.cpu);
+  }
+}
 
-const bare = median(times["bare bun -e 0"]!);
+const bareWall = median(wall["bare bun -e 0"]!);
+const bareCpu = median(cpu["bare bun -e 0"]!);
 console.log(`startup, ${ROUNDS} interleaved rounds (process spawn -> exit), medians:`);
-console.log("| what | median ms | over bare Bun | ratio to bare |");
-console.log("|---|---|---|---|");
+console.log("| what | wall ms | wall over bare | CPU ms | CPU over bare | CPU ratio to bare |");
+console.log("|---|---|---|---|---|---|");
 for (const k of Object.keys(VARIANTS)) {
-  const m = median(times[k]!);
-  console.log(`| ${k} | ${m.toFixed(1)} | ${k.startsWith("bare") ? "—" : `+${(m - bare).toFixed(1)} ms`} | ${(m / bare).toFixed(2)}× |`);
+  const w = median(wall[k]!);
+  const c = median(cpu[k]!);
+  const bare = k.startsWith("bare");
+  console.log(`| ${k} | ${w.toFixed(1)} | ${bare ? "—" : `+${(w - bareWall).toFixed(1)}`} | ${c.toFixed(1)} | ${bare ? "—" : `+${(c - bareCpu).toFixed(1)}`} | ${(c / bareCpu).toFixed(2)}× |`);
 }
 
 // ---- 2. where the import time goes ----
