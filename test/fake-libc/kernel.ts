@@ -239,6 +239,10 @@ export class Kernel {
     this.#errno[0] = e;
     return -1;
   }
+  /** -1 with errno set to `name` (for the dlopen wrapper's bad-pointer path). */
+  failWith(name: string): number {
+    return this.#fail(this.E[name]!);
+  }
   #lowestFree(): number {
     let n = FD_BASE;
     while (this.fds.has(n)) n++;
@@ -1083,8 +1087,7 @@ export function fakeDlopen(k: Kernel, libName: string, symbols: Record<string, F
       } catch (e) {
         if (e instanceof FakeFault) {
           k.violation(e.message);
-          k.impl.__error!(); // keep errno semantics: EFAULT
-          return -1;
+          return k.failWith("EFAULT"); // what a kernel answers for a bad pointer
         }
         throw e;
       }
