@@ -575,6 +575,7 @@ export class Kernel {
       if (!t.listening) return this.#fail(this.E.ECONNREFUSED);
       const server = this.#newSocket(s.type, false);
       server.identity = t.identity;
+      server.path = t.path; // an accepted socket carries the listener's address (not registered again)
       server.refs++; // held by the backlog
       server.peer = s;
       s.peer = server;
