@@ -149,3 +149,17 @@ test("a stream send with fds and no payload byte is refused before the syscall",
   b.close();
   closeRaw(f!);
 });
+
+test("an fd number reused after a close outside the library is still protected from SIGPIPE", () => {
+  const [a, b] = UnixStream.pair();
+  a.sendFdsSync("x"); // darwin: SO_NOSIGPIPE set on this number
+  const n = a.intoFd().release();
+  b.close();
+  expect(k.impl.close!(n)).toBe(0); // closed by other code, not through the library
+  const [c, d] = UnixStream.pair();
+  const s = c.fd === n ? c : d;
+  expect(s.fd).toBe(n); // the kernel reused the number
+  (s === c ? d : c).close();
+  expect(() => s.sendFdsSync("y")).toThrow(expect.objectContaining({ code: "EPIPE" })); // and no SIGPIPE violation
+  s.close();
+});
