@@ -243,7 +243,9 @@ function decodeAddress(len: number): SocketAddress {
   const family = abi.sockaddrUn.family.size === 1 ? addrView.getUint8(abi.sockaddrUn.family.offset) : addrView.getUint16(abi.sockaddrUn.family.offset, true);
   if (family === K.AF_UNIX) {
     const raw = addrBuf.subarray(abi.sockaddrUn.pathOffset, Math.max(abi.sockaddrUn.pathOffset, len));
-    if (raw.length > 0 && raw[0] === 0) return { family: "unix", path: "\0" + decoder.decode(raw.subarray(1)), abstract: true };
+    // A leading NUL is an abstract name only where the namespace exists (Linux). The BSDs report an
+    // unbound socket as their 16-byte "no name" sockaddr: zeros after the family, i.e. an empty path.
+    if (abi.sockaddrUn.abstractNamespace && raw.length > 0 && raw[0] === 0) return { family: "unix", path: "\0" + decoder.decode(raw.subarray(1)), abstract: true };
     const nul = raw.indexOf(0);
     return { family: "unix", path: decoder.decode(nul >= 0 ? raw.subarray(0, nul) : raw), abstract: false };
   }

@@ -7,6 +7,10 @@
 import { dlopen, read } from "bun:ffi";
 import { abi } from "./index.ts";
 import { darwinArm64Symbols, linuxSymbols, symbolSetFor } from "./symbols.ts";
+import { seam } from "./seam.ts";
+
+// The test seam's fake libc (seam.ts) or the real one.
+const open_ = (seam !== null ? seam.dlopen : dlopen) as typeof dlopen;
 
 type LinuxSymbols = ReturnType<typeof dlopen<typeof linuxSymbols>>["symbols"];
 type BsdSymbols = Omit<ReturnType<typeof dlopen<typeof darwinArm64Symbols>>["symbols"], "fcntl">;
@@ -16,10 +20,10 @@ export type Libc = LinuxSymbols & Partial<BsdSymbols>;
 
 function open(): { symbols: Libc; errnoPtr: number } {
   if (abi.os === "linux") {
-    const lib = dlopen(abi.libName, linuxSymbols);
+    const lib = open_(abi.libName, linuxSymbols);
     return { symbols: lib.symbols as Libc, errnoPtr: Number(lib.symbols.__errno_location()) };
   }
-  const lib = dlopen(abi.libName, symbolSetFor(abi));
+  const lib = open_(abi.libName, symbolSetFor(abi));
   const s = lib.symbols as unknown as Record<string, (...a: unknown[]) => unknown>;
   if (abi.os === "darwin" && abi.arch === "arm64") {
     const raw = s.fcntl!;

@@ -1,0 +1,32 @@
+/**
+ * Runs the fake-libc suites (test/fake-libc/*.suite.ts) once per non-Linux ABI, each in its own Bun
+ * process with the test seam pointing at the fake (src/platform/seam.ts, docs/platforms.md): the
+ * library's real darwin-x64, darwin-arm64 and freebsd-x64 code paths, on this Linux host.
+ */
+import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+
+const dir = join(import.meta.dir, "fake-libc");
+const suites = readdirSync(dir).filter((f) => f.endsWith(".suite.ts")).sort().map((f) => `./test/fake-libc/${f}`);
+const emulated = process.env.UA_EMULATED === "1";
+
+describe.each(["darwin-x64", "darwin-arm64", "freebsd-x64"])("%s (fake libc)", (name) => {
+  test(
+    `${suites.length} suites pass`,
+    () => {
+      const r = spawnSync(process.execPath, ["test", "--timeout", emulated ? "60000" : "20000", ...suites], {
+        cwd: join(import.meta.dir, ".."),
+        env: { ...process.env, UA_FAKE_ABI: name, UNIX_ANCILLARY_FAKE_PLATFORM: join(dir, "seam.ts") },
+        encoding: "utf8",
+        timeout: emulated ? 600_000 : 120_000,
+      });
+      const out = `${r.stdout}\n${r.stderr}`;
+      if (r.status !== 0) console.error(out);
+      expect(r.status).toBe(0);
+      expect(out).toMatch(/\b0 fail\b/);
+    },
+    emulated ? 600_000 : 120_000,
+  );
+});

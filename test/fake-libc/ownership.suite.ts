@@ -1,0 +1,165 @@
+/**
+ * Ownership under the darwin / FreeBSD code paths (fake libc): every fd the kernel installs reaches the
+ * caller as an OwnedFd or is closed before the call returns; sent fds stay the caller's.
+ */
+import { describe, expect, test } from "bun:test";
+import { UnixDatagram, UnixSeqpacket, UnixStream, SystemError, UnixAncillaryError, platform } from "../../src/index.ts";
+import { abiName, closeRaw, expectFds, files, k } from "./harness.ts";
+
+test("the library runs on the fake ABI", () => {
+  expect(platform.name).toBe(abiName);
+});
+
+const kinds = [["stream", () => UnixStream.pair()], ["datagram", () => UnixDatagram.pair()]] as const;
+
+describe.each(kinds)("%s", (_kind, pair) => {
+  test("received fds are new numbers for the same files, CLOEXEC, owned; sent fds stay open", () => {
+    const base = k.openFds();
+    const [a, b] = pair();
+    const [f1, f2] = files(2);
+    expect(a.sendFdsSync("hi", [f1!, f2!, f1!])).toBe(2);
+    const got = b.recvFdsSync(8);
+    expect(new TextDecoder().decode(got.data)).toBe("hi");
+    expect(got.fds.length).toBe(3);
+    const info = got.fds.map((o) => k.describeFd(o.fd)!);
+    expect(info.map((i) => i.name)).toEqual(["f0", "f1", "f0"]);
+    expect(info.every((i) => i.cloexec)).toBe(true);
+    expect(new Set(got.fds.map((o) => o.fd)).size).toBe(3);
+    expect(k.describeFd(f1!)).not.toBeNull(); // the sender's fds are untouched
+    got[Symbol.dispose]();
+    a.close();
+    b.close();
+    closeRaw(f1!, f2!);
+    expectFds(base);
+    expect(k.liveDescriptions()).toBe(0);
+  });
+
+  test("253 fds in one message", () => {
+    const base = k.openFds();
+    const [a, b] = pair();
+    const [f] = files(1);
+    expect(a.sendFdsSync("x", new Array(platform.maxFdsPerSend).fill(f))).toBe(1);
+    using got = b.recvFdsSync(platform.maxFdsPerSend);
+    expect(got.fds.length).toBe(253);
+    got[Symbol.dispose]();
+    a.close();
+    b.close();
+    closeRaw(f!);
+    expectFds(base);
+  });
+
+  test("recvFdsExactSync with the wrong count closes every received fd", () => {
+    const base = k.openFds();
+    const [a, b] = pair();
+    const [f] = files(1);
+    a.sendFdsSync("x", [f!, f!]);
+    let err: unknown;
+    try {
+      b.recvFdsExactSync(3);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as UnixAncillaryError).code).toBe("ERR_UA_FD_COUNT_MISMATCH");
+    expect(k.openFds()).toEqual([...base, a.fd, b.fd, f!].sort((x, y) => x - y));
+    a.close();
+    b.close();
+    closeRaw(f!);
+    expectFds(base);
+  });
+
+  test("EINTR from sendmsg and recvmsg is retried", () => {
+    const base = k.openFds();
+    const [a, b] = pair();
+    const [f] = files(1);
+    k.injectEintr("sendmsg", 2);
+    expect(a.sendFdsSync("x", [f!])).toBe(1);
+    k.injectEintr("recvmsg", 3);
+    using got = b.recvFdsSync(1);
+    expect(got.fds.length).toBe(1);
+    got[Symbol.dispose]();
+    a.close();
+    b.close();
+    closeRaw(f!);
+    expectFds(base);
+  });
+
+  test("a send to a closed peer is EPIPE, never a SIGPIPE (SO_NOSIGPIPE on darwin, MSG_NOSIGNAL on FreeBSD)", () => {
+    const base = k.openFds();
+    const [a, b] = pair();
+    const [f] = files(1);
+    b.close();
+    let err: unknown;
+    try {
+      a.sendFdsSync("x", [f!]);
+    } catch (e) {
+      err = e;
+    }
+    // a datagram pair's survivor has no peer any more: ENOTCONN/EPIPE/EDESTADDRREQ are all kernel-shaped
+    expect(err).toBeInstanceOf(SystemError);
+    if (_kind === "stream") expect((err as SystemError).code).toBe("EPIPE");
+    a.close();
+    closeRaw(f!);
+    expectFds(base);
+  });
+});
+
+test("datagram payload truncation closes the message's fds (ERR_UA_DATAGRAM_TRUNCATED)", () => {
+  const base = k.openFds();
+  const [a, b] = UnixDatagram.pair();
+  const [f] = files(1);
+  a.sendFdsSync(new Uint8Array(100), [f!, f!]);
+  let err: unknown;
+  try {
+    b.recvFdsIntoSync(4, new Uint8Array(10));
+  } catch (e) {
+    err = e;
+  }
+  expect((err as UnixAncillaryError).code).toBe("ERR_UA_DATAGRAM_TRUNCATED");
+  a.close();
+  b.close();
+  closeRaw(f!);
+  expectFds(base);
+});
+
+test.skipIf(!platform.hasSeqpacket)("seqpacket pair (FreeBSD)", () => {
+  const base = k.openFds();
+  const [a, b] = UnixSeqpacket.pair();
+  const [f] = files(1);
+  a.sendFdsSync("m", [f!]);
+  using got = b.recvFdsSync(2);
+  expect(got.fds.length).toBe(1);
+  got[Symbol.dispose]();
+  a.close();
+  b.close();
+  closeRaw(f!);
+  expectFds(base);
+});
+
+test.skipIf(platform.hasSeqpacket)("seqpacket is refused up front where AF_UNIX has none (darwin)", () => {
+  expect(() => UnixSeqpacket.pair()).toThrow(expect.objectContaining({ code: "ERR_UA_UNSUPPORTED" }));
+});
+
+test("a stream send with fds and no payload byte is refused before the syscall", () => {
+  const [a, b] = UnixStream.pair();
+  const [f] = files(1);
+  const before = k.calls.get("sendmsg") ?? 0;
+  expect(() => a.sendFdsSync("", [f!])).toThrow(expect.objectContaining({ code: "ERR_UA_EMPTY_PAYLOAD" }));
+  expect(k.calls.get("sendmsg") ?? 0).toBe(before);
+  a.close();
+  b.close();
+  closeRaw(f!);
+});
+
+test("an fd number reused after a close outside the library is still protected from SIGPIPE", () => {
+  const [a, b] = UnixStream.pair();
+  a.sendFdsSync("x"); // darwin: SO_NOSIGPIPE set on this number
+  const n = a.intoFd().release();
+  b.close();
+  expect(k.impl.close!(n)).toBe(0); // closed by other code, not through the library
+  const [c, d] = UnixStream.pair();
+  const s = c.fd === n ? c : d;
+  expect(s.fd).toBe(n); // the kernel reused the number
+  (s === c ? d : c).close();
+  expect(() => s.sendFdsSync("y")).toThrow(expect.objectContaining({ code: "EPIPE" })); // and no SIGPIPE violation
+  s.close();
+});
