@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AppChain, APP } from "../examples/handoff-harness.ts";
-import { runLoad, type LoadReport } from "../src/handoff/index.ts";
+import { runLoad, type LoadReport } from "./helpers/fetch-load.ts";
 
 const emulated = process.env.UA_EMULATED === "1";
 const COUNT = Number(process.env.HANDOFF_TEST_COUNT ?? (emulated ? 2 : 100));

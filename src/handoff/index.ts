@@ -22,7 +22,6 @@ export { type PeerPolicy } from "./policy.ts";
 export { type HandoffSource, drainBunServer } from "./sources.ts";
 export { describeSocket, listeningSockets, type ListenerInfo, type ListenerFamily, type ListenerType } from "./sockinfo.ts";
 export { PROTOCOL_VERSION, MAX_PAYLOAD, MAX_FDS, HEADER_SIZE, MAGIC, FrameType, encodeFrame, decodeFrame } from "./protocol.ts";
-export { runLoad, diffReport, LoadRun, type LoadOptions, type LoadReport } from "./loadgen.ts";
 export {
   listenFds,
   sdNotify,
