@@ -32,6 +32,7 @@ import {
   HANDOFF_FD_ENV,
   nodeBridge,
   describeSocket,
+  bunServe,
   type HandoffServer,
 } from "../src/handoff/index.ts";
 
@@ -115,7 +116,7 @@ if (isHandoffChild() || process.env.REQUEST_PATH) {
   }
   log("ready", { port, kind, fallback, confirmed, startupMs: Math.round(performance.now() - t0), fds: fdCount() });
 } else {
-  const s = Bun.serve({ port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1", fetch: fetchHandler });
+  const s = bunServe({ port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1", fetch: fetchHandler });
   server = s;
   port = s.port!;
   log("listening", { port, fds: fdCount() });
@@ -130,15 +131,15 @@ function offer(): HandoffServer {
   });
 }
 
-async function retire(latencyMs: number, successor: number): Promise<never> {
-  log("handed-off", { successor, latencyMs: Math.round(latencyMs * 10) / 10, requests });
-  await ho.drain({ graceMs: Number(process.env.DRAIN_MS ?? 3000), hardMs: Number(process.env.DRAIN_MS ?? 3000) + 2000 });
-  log("exit", { requests });
+async function retire(latencyMs: number, successor: number, stoppedAcceptingAt: number): Promise<never> {
+  log("handed-off", { successor, latencyMs: Math.round(latencyMs * 10) / 10, requests, stoppedAcceptingAt });
+  const d = await ho.drain({ graceMs: Number(process.env.DRAIN_MS ?? 3000), hardMs: Number(process.env.DRAIN_MS ?? 3000) + 2000 });
+  log("exit", { requests, forced: d.forced });
   process.exit(0);
 }
 
 if (process.env.CTRL_PATH) {
-  ho.upgraded.then((u) => retire(u.latencyMs, u.pid)).catch(() => {});
+  ho.upgraded.then((u) => retire(u.latencyMs, u.pid, u.stoppedAcceptingAt)).catch(() => {});
 }
 
 async function onHup(): Promise<void> {
@@ -148,7 +149,7 @@ async function onHup(): Promise<void> {
   const nextFault = process.env.FAULT_FILE ? readFileSync(process.env.FAULT_FILE, "utf8").trim() : (process.env.NEXT_FAULT ?? "");
   const childEnv: Record<string, string> = { GEN: String(gen + 1), FAULT: nextFault };
   const r = await ho.spawn([process.execPath, import.meta.path], { env: childEnv });
-  if (r.ok) return retire(r.latencyMs, r.pid);
+  if (r.ok) return retire(r.latencyMs, r.pid, r.result.stoppedAcceptingAt);
   log("spawn-failed", { error: r.error.message, fds: fdCount() });
   if (ho.state === "closed") ho = offer();
   busy = false;

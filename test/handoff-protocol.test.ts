@@ -83,7 +83,7 @@ describe("framing", () => {
       return () => decodeFrame(out, fds);
     };
     expect(bad((v) => v.setUint32(0, 0xdeadbeef))).toThrow(/bad magic/);
-    expect(bad((v) => v.setUint8(4, 2))).toThrow(/unsupported protocol version 2/);
+    expect(bad((v) => v.setUint8(4, 1))).toThrow(/unsupported protocol version 1 \(this side speaks 2\)/);
     expect(bad((v) => v.setUint8(5, 9))).toThrow(/unknown frame type 9/);
     expect(bad((v) => v.setUint16(6, 1))).toThrow(/non-zero flags/);
     expect(bad((v) => v.setUint16(10, 1))).toThrow(/reserved/);
