@@ -145,7 +145,7 @@ describe("serveHandoff / requestHandoff in one process", () => {
     cleanups.push(() => { s1.close(); s2.close(); s3.close(); });
     const path = ctlPath();
     const before = countOpenFds();
-    const ho = track(serveHandoff({ a: s1, b: s2, c: s3, unused: s4 }, { path }));
+    const ho = track(serveHandoff({ a: s1, b: s2, c: s3, unused: s4 }, { path, requireAdopted: "any" }));
     const h = await requestHandoff({ path });
     expect([...h.listeners.keys()]).toEqual(["a", "b", "c", "unused"]);
     expect(() => adoptBunServe(h.listeners.get("a")!, { port: 8080, fetch: () => new Response() })).toThrow(/option "port" is not allowed/);
