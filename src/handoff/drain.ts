@@ -234,8 +234,13 @@ export function markDraining(server: unknown): void {
 // ---- node:http ----------------------------------------------------------------------------------
 
 export function nodeHttpAdapter(httpServer: http.Server, listener: net.Server, info: ListenerInfo | null): DrainAdapter {
+  // Adopted (adoptNodeHttp): a separate net.Server listens; closing it leaves connections alone. A
+  // plain http.Server is closed only at the end: on Bun its close() also drops idle keep-alive
+  // connections at once, the very race the window avoids.
+  const separate = listener !== httpServer;
   let closed = false;
   let active = 0;
+  let quiet = 0;
   const onRequest = (_req: http.IncomingMessage, res: http.ServerResponse) => {
     active++;
     res.once("close", () => active--);
@@ -245,16 +250,22 @@ export function nodeHttpAdapter(httpServer: http.Server, listener: net.Server, i
     kind: "node-http",
     begin() {
       httpServer.prependListener("request", onRequest);
-      listener.close(() => (closed = true));
+      if (separate) listener.close(() => (closed = true));
     },
     busy: () => active,
     unreadInput: () => (info ? connectionFds(info).some(hasUnreadInput) : false),
     closeIdle() {
       (httpServer as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
     },
-    finished: () => closed,
+    finished() {
+      if (separate) return closed;
+      if (active === 0) quiet++;
+      else quiet = 0;
+      return quiet >= 5;
+    },
     async end(force) {
-      if (force) (httpServer as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      if (force || !separate) (httpServer as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      if (!separate) httpServer.close();
       httpServer.off("request", onRequest);
     },
   };
