@@ -81,7 +81,7 @@ describe("framing", () => {
       return () => decodeFrame(out, fds);
     };
     expect(bad((v) => v.setUint32(0, 0xdeadbeef))).toThrow(/bad magic/);
-    expect(bad((v) => v.setUint8(4, 2))).toThrow(/unsupported protocol version 2/);
+    expect(bad((v) => v.setUint8(4, 1))).toThrow(/unsupported protocol version 1 \(this side speaks 2\)/);
     expect(bad((v) => v.setUint8(5, 9))).toThrow(/unknown frame type 9/);
     expect(bad((v) => v.setUint16(6, 1))).toThrow(/non-zero flags/);
     expect(bad((v) => v.setUint16(10, 1))).toThrow(/reserved/);
@@ -143,7 +143,7 @@ describe("serveHandoff / requestHandoff in one process", () => {
     cleanups.push(() => { s1.close(); s2.close(); s3.close(); });
     const path = ctlPath();
     const before = fdSnapshot();
-    const ho = track(serveHandoff({ a: s1, b: s2, c: s3, unused: s4 }, { path }));
+    const ho = track(serveHandoff({ a: s1, b: s2, c: s3, unused: s4 }, { path, requireAdopted: "any" }));
     const h = await requestHandoff({ path });
     expect([...h.listeners.keys()]).toEqual(["a", "b", "c", "unused"]);
     expect(() => adoptBunServe(h.listeners.get("a")!, { port: 8080, fetch: () => new Response() })).toThrow(/option "port" is not allowed/);

@@ -87,3 +87,21 @@ export function replaceRegisteredFd(source: number, target: number, reg: EpollRe
   }
   epollAdd({ ...reg, tfd: target });
 }
+
+/** Removes `reg` from its epoll set. ENOENT (already gone) is not an error: returns false then. */
+export function epollDel(reg: EpollRegistration): boolean {
+  const layout = abi.epollEvent!;
+  const buf = new Uint8Array(layout.size); // Linux < 2.6.9 wanted a non-null event even for DEL
+  for (;;) {
+    if (libc.epoll_ctl(reg.epfd, K.EPOLL_CTL_DEL, reg.tfd, ptr(buf)) === 0) return true;
+    const e = errno();
+    if (e === abi.errno.EINTR) continue;
+    if (e === abi.errno.ENOENT || e === abi.errno.EBADF) return false;
+    throw new SystemError("epoll_ctl", e);
+  }
+}
+
+/** Adds `reg` back (same events and data). */
+export function epollReAdd(reg: EpollRegistration): void {
+  epollAdd(reg);
+}
