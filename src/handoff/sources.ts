@@ -8,6 +8,7 @@ import * as net from "node:net";
 import * as http from "node:http";
 import { OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError } from "../errors.ts";
+import { sleep } from "../async/attempt.ts";
 import { describeSocket, findListenerByPath, findListenerByPort, type ListenerInfo, type ProbedListener } from "./sockinfo.ts";
 
 /** Something that can be offered under a name. */
@@ -138,7 +139,6 @@ export function resolveSource(name: string, src: HandoffSource): ResolvedSource 
   throw new TypeError(`handoff listener "${name}": expected a Bun.serve server, a Bun.listen listener, a net.Server, an http.Server, an OwnedFd or an fd number`);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Stops accepting on `src` and drains it within `graceMs`, then forces. OwnedFd/number sources are
