@@ -16,6 +16,10 @@
  * region in one ArrayBuffer; the vectored and low-level calls use a general msghdr and a growable
  * iovec array. The hot path allocates nothing but its results (the OwnedFds, the fds array, the
  * result object, and the payload copy of the allocating receives).
+ *
+ * User code inside a send (an `{ fd }` getter, a socket subclass's `fd`) may send again; that send
+ * gets a Sender of its own, so the send that called it keeps the fds it resolved (Engine.#sending).
+ * Every length and offset of a caller buffer is read through the built-in getters (intrinsics.ts).
  */
 import { ptr, type Pointer } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";
