@@ -20,6 +20,7 @@ import { ptr } from "bun:ffi";
 import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
+import { retry, retryEintr } from "../sys.ts";
 
 /** Interest / readiness bits shared by every backend. */
 export const READABLE = 1;
@@ -97,12 +98,8 @@ export function maskForEpollEvents(ev: number): number {
 }
 
 function ctl(epfd: number, op: number, fd: number, p: number | null): number {
-  for (;;) {
-    const r = libc.epoll_ctl(epfd, op, fd, p as never);
-    if (r === 0) return 0;
-    const e = errno();
-    if (e !== abi.errno.EINTR) return e;
-  }
+  const r = retryEintr(() => libc.epoll_ctl(epfd, op, fd, p as never));
+  return r >= 0 ? 0 : -r;
 }
 
 export function createEpollBackend(): Backend {
@@ -153,13 +150,8 @@ export function createEpollBackend(): Backend {
     },
     wake() {
       if (closed) return;
-      for (;;) {
-        const r = Number(libc.write(efd, oneP, 8));
-        if (r >= 0) return;
-        const e = errno();
-        // EAGAIN: the counter is saturated, so the worker is being woken anyway.
-        if (e !== abi.errno.EINTR) return;
-      }
+      // A failure other than EINTR is EAGAIN: the counter is saturated, so the worker is being woken anyway.
+      retryEintr(() => Number(libc.write(efd, oneP, 8)));
     },
     close() {
       if (closed) return;
@@ -178,13 +170,7 @@ export function createEpollPoller(epfd: number, maxEvents = 256): Poller {
   const p = ptr(buf);
   return {
     wait(out) {
-      let n: number;
-      for (;;) {
-        n = libc.epoll_wait(epfd, p, maxEvents, -1);
-        if (n >= 0) break;
-        const e = errno();
-        if (e !== abi.errno.EINTR) throw new SystemError("epoll_wait", e);
-      }
+      const n = retry("epoll_wait", () => libc.epoll_wait(epfd, p, maxEvents, -1));
       let keepGoing = true;
       for (let i = 0; i < n; i++) {
         const { events, token } = decodeEpollEvent(l, view, i * l.size);

@@ -17,7 +17,8 @@ import type { Abi } from "../platform/abi.ts";
 import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
-import { setCloexec } from "../sys.ts";
+import { retry, retryEintr, setCloexec } from "../sys.ts";
+import { readUnsigned, writeUnsigned } from "../cmsg/fields.ts";
 import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend, type Poller } from "./backend-epoll.ts";
 
 export type KeventLayout = NonNullable<Abi["kevent"]>;
@@ -31,33 +32,30 @@ export interface Kevent {
   udata: number;
 }
 
-const TWO32 = 0x1_0000_0000;
+/** An 8-byte field at the offset given to the reader/writer (ident, udata). */
+const U64 = { offset: 0, size: 8 } as const;
 
-function setU64(view: DataView, at: number, v: number): void {
-  view.setUint32(at, v % TWO32, true);
-  view.setUint32(at + 4, Math.floor(v / TWO32), true);
-}
 
 /** Writes one struct kevent at `base` (zeroing the rest, e.g. FreeBSD's ext[4]). Exported for tests. */
 export function encodeKevent(l: KeventLayout, view: DataView, base: number, ev: Kevent): void {
   for (let i = 0; i < l.size; i++) view.setUint8(base + i, 0);
-  setU64(view, base + l.ident.offset, ev.ident);
+  writeUnsigned(view, base + l.ident.offset, U64, ev.ident);
   view.setInt16(base + l.filter.offset, ev.filter, true);
   view.setUint16(base + l.flags.offset, ev.flags, true);
   view.setUint32(base + l.fflags.offset, ev.fflags >>> 0, true);
   view.setBigInt64(base + l.data.offset, BigInt(ev.data), true);
-  setU64(view, base + l.udata.offset, ev.udata);
+  writeUnsigned(view, base + l.udata.offset, U64, ev.udata);
 }
 
 /** Reads one struct kevent at `base`. */
 export function decodeKevent(l: KeventLayout, view: DataView, base: number): Kevent {
   return {
-    ident: view.getUint32(base + l.ident.offset, true) + view.getUint32(base + l.ident.offset + 4, true) * TWO32,
+    ident: readUnsigned(view, base + l.ident.offset, U64),
     filter: view.getInt16(base + l.filter.offset, true),
     flags: view.getUint16(base + l.flags.offset, true),
     fflags: view.getUint32(base + l.fflags.offset, true),
     data: Number(view.getBigInt64(base + l.data.offset, true)),
-    udata: view.getUint32(base + l.udata.offset, true) + view.getUint32(base + l.udata.offset + 4, true) * TWO32,
+    udata: readUnsigned(view, base + l.udata.offset, U64),
   };
 }
 
@@ -78,12 +76,8 @@ function keventLayout(): KeventLayout {
 
 /** kevent() with a changelist only; returns 0 or errno (EINTR retried). */
 function submit(kq: number, p: number, n: number): number {
-  for (;;) {
-    const r = libc.kevent!(kq, p as never, n, null, 0, null);
-    if (r >= 0) return 0;
-    const e = errno();
-    if (e !== abi.errno.EINTR) return e;
-  }
+  const r = retryEintr(() => libc.kevent!(kq, p as never, n, null, 0, null));
+  return r >= 0 ? 0 : -r;
 }
 
 export function createKqueueBackend(): Backend {
@@ -150,13 +144,7 @@ export function createKqueuePoller(kq: number, maxEvents = 256): Poller {
   const p = ptr(buf);
   return {
     wait(out) {
-      let n: number;
-      for (;;) {
-        n = libc.kevent!(kq, null, 0, p as never, maxEvents, null);
-        if (n >= 0) break;
-        const e = errno();
-        if (e !== abi.errno.EINTR) throw new SystemError("kevent", e);
-      }
+      const n = retry("kevent", () => libc.kevent!(kq, null, 0, p as never, maxEvents, null));
       let keepGoing = true;
       for (let i = 0; i < n; i++) {
         const ev = decodeKevent(l, view, i * l.size);

@@ -18,7 +18,7 @@
  * control listener and each upgrader connection are owned here and closed on every path; fds an
  * upgrader sends (it never should) are closed by Channel.recv.
  */
-import { mkdirSync, renameSync, statSync, unlinkSync, lstatSync } from "node:fs";
+import { mkdirSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { UnixSeqpacket, UnixSeqpacketListener } from "../socket.ts";
 import { OwnedFd } from "../owned-fd.ts";
@@ -192,8 +192,7 @@ export class HandoffServer implements Disposable {
     const l = UnixSeqpacketListener.bindSync(tmp, { mode: 0o600, backlog: 8, unlinkOnClose: false });
     try {
       renameSync(tmp, path);
-      const st = lstatSync(path);
-      this.#fileId = `${st.dev}:${st.ino}`;
+      this.#fileId = sys.fileIdentity(path);
     } catch (e) {
       l.close();
       try {
@@ -385,8 +384,7 @@ export class HandoffServer implements Disposable {
     // Unlink the path only if it is still our socket file (a successor may have renamed its own over it).
     if (this.#path && this.#fileId) {
       try {
-        const st = lstatSync(this.#path);
-        if (`${st.dev}:${st.ino}` === this.#fileId) unlinkSync(this.#path);
+        if (sys.fileIdentity(this.#path) === this.#fileId) unlinkSync(this.#path);
       } catch {
         // already gone
       }
