@@ -202,7 +202,7 @@ function offer(): HandoffServer {
 async function retire(latencyMs: number, successor: number, stoppedAcceptingAt: number): Promise<never> {
   log("handed-off", { successor, latencyMs: Math.round(latencyMs * 10) / 10, requests, stoppedAcceptingAt });
   const d = await ho.drain({ graceMs: Number(process.env.DRAIN_MS ?? 3000), hardMs: Number(process.env.DRAIN_MS ?? 3000) + 2000, onConnection: onRawConnection });
-  log("exit", { requests, forced: d.forced });
+  log("exit", { requests, forced: d.forced, at: performance.timeOrigin + performance.now() });
   process.exit(0);
 }
 

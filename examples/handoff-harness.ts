@@ -123,25 +123,25 @@ export class AppChain {
   }
 }
 
-import { runLoad } from "../test/helpers/fetch-load.ts";
+import { httpLoad } from "../test/helpers/http-load.ts";
 
-/** Keep-alive throughput (successful req/s) of `url` over `ms` with `concurrency` clients. */
-export async function measureRps(url: string, ms: number, concurrency = 32): Promise<{ rps: number; failed: number }> {
-  const r = await runLoad({ url, mode: "keepalive", concurrency, durationMs: ms }).done();
-  return { rps: r.rps, failed: r.failed };
+/** Keep-alive GET throughput (ok req/s) of 127.0.0.1:`port` over `ms`, non-retrying client. */
+export async function measureRps(port: number, ms: number, concurrency = 32): Promise<{ rps: number; lost: number }> {
+  const r = await httpLoad({ port, keepalive: concurrency, methods: ["GET"], durationMs: ms }).done();
+  return { rps: r.rps, lost: r.lost };
 }
 
 /**
  * Post-handoff vs fresh Bun.serve throughput, interleaved `rounds` times (A B A B ...) so drift in
  * the machine's load affects both alike. Returns the ratio of the medians.
  */
-export async function compareThroughput(adoptedUrl: string, freshUrl: string, ms = 1500, rounds = 3): Promise<{ adopted: number; fresh: number; ratio: number }> {
+export async function compareThroughput(adoptedPort: number, freshPort: number, ms = 1500, rounds = 3): Promise<{ adopted: number; fresh: number; ratio: number }> {
   const a: number[] = [], f: number[] = [];
-  await measureRps(adoptedUrl, 300); // warm both
-  await measureRps(freshUrl, 300);
+  await measureRps(adoptedPort, 300); // warm both
+  await measureRps(freshPort, 300);
   for (let i = 0; i < rounds; i++) {
-    a.push((await measureRps(adoptedUrl, ms)).rps);
-    f.push((await measureRps(freshUrl, ms)).rps);
+    a.push((await measureRps(adoptedPort, ms)).rps);
+    f.push((await measureRps(freshPort, ms)).rps);
   }
   const med = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)]!;
   return { adopted: med(a), fresh: med(f), ratio: med(a) / med(f) };
