@@ -132,17 +132,27 @@ export async function measureRps(port: number, ms: number, concurrency = 32): Pr
 }
 
 /**
- * Post-handoff vs fresh Bun.serve throughput, interleaved `rounds` times (A B A B ...) so drift in
- * the machine's load affects both alike. Returns the ratio of the medians.
+ * Post-handoff vs fresh Bun.serve throughput, interleaved `rounds` times (A B, B A, A B ...) so drift
+ * in the machine's load affects both alike. Returns the medians and the median of the per-pair ratios
+ * (more robust than a ratio of medians on a shared, noisy machine).
  */
-export async function compareThroughput(adoptedPort: number, freshPort: number, ms = 1500, rounds = 3): Promise<{ adopted: number; fresh: number; ratio: number }> {
-  const a: number[] = [], f: number[] = [];
+export async function compareThroughput(adoptedPort: number, freshPort: number, ms = 700, rounds = 9): Promise<{ adopted: number; fresh: number; ratio: number }> {
+  const a: number[] = [], f: number[] = [], r: number[] = [];
   await measureRps(adoptedPort, 300); // warm both
   await measureRps(freshPort, 300);
   for (let i = 0; i < rounds; i++) {
-    a.push((await measureRps(adoptedPort, ms)).rps);
-    f.push((await measureRps(freshPort, ms)).rps);
+    let x: number, y: number;
+    if (i % 2 === 0) {
+      x = (await measureRps(adoptedPort, ms)).rps;
+      y = (await measureRps(freshPort, ms)).rps;
+    } else {
+      y = (await measureRps(freshPort, ms)).rps;
+      x = (await measureRps(adoptedPort, ms)).rps;
+    }
+    a.push(x);
+    f.push(y);
+    r.push(x / Math.max(1, y));
   }
   const med = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)]!;
-  return { adopted: med(a), fresh: med(f), ratio: med(a) / med(f) };
+  return { adopted: med(a), fresh: med(f), ratio: med(r) };
 }
