@@ -32,7 +32,7 @@ describe.each(["bun-serve", "node-http", "net"])("faults, %s app: the old proces
     dirs.push(dir);
     const faultFile = join(dir, "fault");
     writeFileSync(faultFile, "");
-    const c = new AppChain({ SERVER: server, FAULT_FILE: faultFile, DRAIN_MS: "3000", HANDOFF_TIMEOUT_MS: emulated ? "8000" : "1500" }, !!process.env.HANDOFF_VERBOSE);
+    const c = new AppChain({ SERVER: server, FAULT_FILE: faultFile, DRAIN_MS: "3000", HANDOFF_TIMEOUT_MS: emulated ? "15000" : "5000" }, !!process.env.HANDOFF_VERBOSE);
     chains.push(c);
     const first = await c.start();
     const load = httpLoad({ port: c.port, keepalive: 8, fresh: 4 });
@@ -61,7 +61,7 @@ describe.each(["bun-serve", "node-http", "net"])("faults, %s app: the old proces
     if (r.lost !== 0) throw new Error(`${server}: ${formatLoad(r)}; per fault ${JSON.stringify(windows)}; samples ${JSON.stringify(r.samples)}`);
     expect(new Set(fds).size).toBe(1);
     expect(r.byTag[`1:${ready.pid}`]).toBeGreaterThan(0);
-  }, emulated ? 400_000 : 120_000);
+  }, emulated ? 600_000 : 180_000);
 });
 
 describe("control-socket path mode", () => {
