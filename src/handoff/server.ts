@@ -344,7 +344,10 @@ export class HandoffServer implements Disposable {
       this.#resolve(result);
       return { ok: true, result };
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
+      let err = e instanceof Error ? e : new Error(String(e));
+      if (err instanceof UnixAncillaryError && err.code === "ERR_UA_TIMEOUT" && !err.message.includes("timeoutMs")) {
+        err = new UnixAncillaryError("ERR_UA_TIMEOUT", `the upgrade attempt's deadline (timeoutMs ${this.#timeoutMs}) passed: ${err.message}`);
+      }
       if (!peerAborted && !(err instanceof PeerClosedError)) {
         const code = err instanceof UnixAncillaryError ? err.code : "ERR_UA_PROTOCOL";
         chan.sendAbort(code, err.message);
