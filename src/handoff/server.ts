@@ -411,6 +411,19 @@ export class HandoffServer implements Disposable {
       (hard as unknown as { unref?: () => void }).unref?.();
     }
     this.close();
+    if (this.#gates.length === 0) {
+      // Drained without a committed upgrade (or before it): stop accepting the same way first.
+      const gates: AcceptGate[] = [];
+      for (const [name, src] of this.#sources) {
+        try {
+          gates.push(new AcceptGate(resolveSource(name, src).fd));
+        } catch {
+          // already stopped
+        }
+      }
+      await pauseGates(gates);
+      this.#gates = gates;
+    }
     const lopts: DrainListenerOptions = { graceMs, windowMs: opts.windowMs, onConnection: opts.onConnection, pollMs: opts.pollMs };
     const failed = (e: unknown): DrainReport => ({ kind: `error: ${(e as Error)?.message}`, forced: true, elapsedMs: 0, windowMs: 0, websocketsClosed: 0, connectionsNotified: 0 });
     const reports = await Promise.all([...this.#sources.values()].map((s) => drainSource(s, lopts).catch(failed)));
