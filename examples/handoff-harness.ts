@@ -61,8 +61,8 @@ export class AppChain {
     }
   }
 
-  /** Waits for the next event matching `pred` (consumed), or throws after `ms`. */
-  async next(pred: (e: AppEvent) => boolean, ms = 20_000): Promise<AppEvent> {
+  /** Waits for the next event matching `pred` (consumed), or throws after `ms` (default 20 s; 120 s under qemu-user, where a child Bun takes ~10 s to start on a loaded machine). */
+  async next(pred: (e: AppEvent) => boolean, ms = process.env.UA_EMULATED === "1" ? 120_000 : 20_000): Promise<AppEvent> {
     const end = performance.now() + ms;
     for (;;) {
       const i = this.#pending.findIndex(pred);

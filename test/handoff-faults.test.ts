@@ -24,9 +24,13 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-const FAULTS = ["kill-before-hello", "kill-after-hello", "kill-after-offer", "kill-after-adopt", "kill-after-adopt-300", "kill-before-ready", "abort", "hang"];
+// Under qemu-user (UA_EMULATED=1) a child Bun takes ~10 s to start: the steps where the successor
+// holds the adopted socket, and the Bun.serve app only.
+const FAULTS = emulated
+  ? ["kill-after-offer", "kill-after-adopt-300", "kill-before-ready"]
+  : ["kill-before-hello", "kill-after-hello", "kill-after-offer", "kill-after-adopt", "kill-after-adopt-300", "kill-before-ready", "abort", "hang"];
 
-describe.each(["bun-serve", "node-http", "net"])("faults, %s app: the old process keeps serving", (server) => {
+describe.each(emulated ? ["bun-serve"] : ["bun-serve", "node-http", "net"])("faults, %s app: the old process keeps serving", (server) => {
   test("SIGKILL of the successor at each step, abort, hang past the deadline: 0 lost, fd count unchanged, the next handoff works", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ua-ho-fault-"));
     dirs.push(dir);
@@ -43,7 +47,7 @@ describe.each(["bun-serve", "node-http", "net"])("faults, %s app: the old proces
       writeFileSync(faultFile, fault);
       const before = load.snapshot();
       process.kill(first.pid, "SIGHUP");
-      const e = await c.next((e) => e.pid === first.pid && (e.event === "spawn-failed" || e.event === "handed-off"), 30_000);
+      const e = await c.next((e) => e.pid === first.pid && (e.event === "spawn-failed" || e.event === "handed-off"), emulated ? 120_000 : 30_000);
       expect(e.event).toBe("spawn-failed");
       fds.push(e.fds as number);
       await Bun.sleep(100);
