@@ -36,7 +36,7 @@ describe.each(emulated ? ["bun-serve"] : ["bun-serve", "node-http", "net"])("fau
     dirs.push(dir);
     const faultFile = join(dir, "fault");
     writeFileSync(faultFile, "");
-    const c = new AppChain({ SERVER: server, FAULT_FILE: faultFile, DRAIN_MS: "3000", HANDOFF_TIMEOUT_MS: emulated ? "15000" : "5000" }, !!process.env.HANDOFF_VERBOSE);
+    const c = new AppChain({ SERVER: server, FAULT_FILE: faultFile, DRAIN_MS: "3000", HANDOFF_TIMEOUT_MS: emulated ? "60000" : "5000" }, !!process.env.HANDOFF_VERBOSE);
     chains.push(c);
     const first = await c.start();
     const load = httpLoad({ port: c.port, keepalive: 8, fresh: 4 });
@@ -97,5 +97,5 @@ describe("control-socket path mode", () => {
     if (r.lost !== 0) throw new Error(formatLoad(r));
     expect(await AppChain.waitExit(handed.pid)).toBe(true);
     next.kill("SIGKILL");
-  }, 30_000);
+  }, emulated ? 300_000 : 30_000);
 });

@@ -22,7 +22,7 @@ afterEach(async () => {
 });
 
 function chain(env: Record<string, string> = {}): AppChain {
-  const c = new AppChain({ DRAIN_MS: "3000", ...env }, !!process.env.HANDOFF_VERBOSE);
+  const c = new AppChain({ DRAIN_MS: "3000", HANDOFF_TIMEOUT_MS: emulated ? "60000" : "10000", ...env }, !!process.env.HANDOFF_VERBOSE);
   chains.push(c);
   return c;
 }
