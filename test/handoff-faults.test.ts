@@ -39,7 +39,7 @@ describe.each(emulated ? ["bun-serve"] : ["bun-serve", "node-http", "net"])("fau
     const c = new AppChain({ SERVER: server, FAULT_FILE: faultFile, DRAIN_MS: "3000", HANDOFF_TIMEOUT_MS: emulated ? "60000" : "5000" }, !!process.env.HANDOFF_VERBOSE);
     chains.push(c);
     const first = await c.start();
-    const load = httpLoad({ port: c.port, keepalive: 8, fresh: 4 });
+    const load = emulated ? httpLoad({ port: c.port, keepalive: 2, fresh: 1, requestTimeoutMs: 30_000 }) : httpLoad({ port: c.port, keepalive: 8, fresh: 4 });
     await Bun.sleep(100);
     const fds: number[] = [first.fds as number];
     const windows: Record<string, string> = {};

@@ -41,7 +41,10 @@ function lateAccepts(load: HttpLoad, stoppedAt: Map<number, number>): string[] {
 async function runHandoffs(server: string, count: number, keepalive: number, fresh: number): Promise<void> {
   const c = chain({ SERVER: server });
   const first = await c.start();
-  const load = httpLoad({ port: c.port, keepalive, fresh, recordConnections: true });
+  // Under qemu-user a quarter of the workers and a 30 s request limit: emulated servers are ~20x slower.
+  const load = emulated
+    ? httpLoad({ port: c.port, keepalive: Math.ceil(keepalive / 4), fresh: Math.ceil(fresh / 4), recordConnections: true, requestTimeoutMs: 30_000 })
+    : httpLoad({ port: c.port, keepalive, fresh, recordConnections: true });
   const olds: number[] = [first.pid];
   const stoppedAt = new Map<number, number>();
   for (let i = 0; i < count; i++) {
