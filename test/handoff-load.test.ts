@@ -110,6 +110,8 @@ describe("handoff under load, non-retrying client", () => {
     );
     const end = performance.now() + (emulated ? 60_000 : 5000);
     while (performance.now() < end && !conns.every((e) => /\r\n\r\nhello/.test(e.data))) await Bun.sleep(10);
+    const state = conns.map((e, i) => `#${i} (+${delays[i]} ms): ${e.closed ? "closed" : "open"}, ${e.data.length} bytes`);
+    if (!conns.every((e) => /^HTTP\/1\.1 200 OK/.test(e.data))) throw new Error(`not every idle connection was answered: ${state.join("; ")}`);
     for (const e of conns) {
       expect(e.data).toMatch(/^HTTP\/1\.1 200 OK/);
       expect(e.data).toContain(oldTag); // answered by the old process, on the connection it owns
