@@ -26,6 +26,8 @@ export type AncillaryMessage =
   | { readonly type: "rights"; readonly fds: ScmRights }
   /** SCM_CREDENTIALS (Linux; SO_PASSCRED or sent explicitly). */
   | { readonly type: "credentials"; readonly credentials: ScmCredentials }
+  /** SCM_PIDFD (Linux >= 6.5, SO_PASSPIDFD on): the sender's pidfd, yours once the message is yielded. */
+  | { readonly type: "pidfd"; readonly fd: OwnedFd }
   /** SCM_TIMESTAMP / SCM_TIMESTAMPNS (SO_TIMESTAMP / SO_TIMESTAMPNS): the kernel's receive time. */
   | { readonly type: "timestamp"; readonly seconds: number; readonly nanoseconds: number }
   /** Any kind the registry does not know (or a known kind with a short payload): a copy of its payload bytes. */
@@ -35,6 +37,7 @@ export type AncillaryMessage =
 export type ParsedCmsg =
   | { readonly type: "rights"; readonly fds: number[] }
   | { readonly type: "credentials"; readonly pid: number; readonly uid: number; readonly gid: number }
+  | { readonly type: "pidfd"; readonly fds: number[] }
   | { readonly type: "timestamp"; readonly seconds: number; readonly nanoseconds: number }
   | { readonly type: "other"; readonly level: number; readonly cmsgType: number; readonly dataOffset: number; readonly dataLength: number };
 
@@ -132,6 +135,25 @@ function build(abi: Abi): CmsgKinds {
       },
     };
     all.push(credentials);
+  }
+
+  // SCM_PIDFD: one int, a pidfd the kernel installed for the sender's process (Linux >= 6.5).
+  if (k.SCM_PIDFD >= 0 && k.SO_PASSPIDFD >= 0) {
+    all.push({
+      name: "pidfd",
+      level: k.SOL_SOCKET,
+      type: k.SCM_PIDFD,
+      carriesFds: true,
+      payloadSize: FD_SIZE,
+      attachedBy: k.SO_PASSPIDFD,
+      parse: (view, at, length) => ({ type: "pidfd", fds: fdNumbers(view, at, length) }),
+      message: (view, at, length, fds) => {
+        if (fds.length === 1) return { type: "pidfd", fd: fds[0]! };
+        // not the kernel's shape (it installs exactly one): own nothing, report the bytes
+        for (const fd of fds) fd.close();
+        return unknownMessage(view, k.SOL_SOCKET, k.SCM_PIDFD, at, length);
+      },
+    });
   }
 
   // Receive timestamps: struct timeval (µs) or struct timespec (ns), normalised to seconds + nanoseconds.

@@ -156,6 +156,13 @@ export interface AbiConstants {
   /** Linux >= 6.16: refuse SCM_RIGHTS on this socket. -1 where absent. */
   readonly SO_PASSRIGHTS: number;
   readonly SO_NOSIGPIPE: number;
+  /**
+   * Linux >= 6.5 pidfds: SO_PASSPIDFD makes the kernel attach the sender's pidfd (SCM_PIDFD, one fd
+   * installed in the receiver) to every message; SO_PEERPIDFD returns the connected peer's. -1 where absent.
+   */
+  readonly SO_PASSPIDFD: number;
+  readonly SO_PEERPIDFD: number;
+  readonly SCM_PIDFD: number;
   /** Receive timestamps: SO_TIMESTAMP(NS) makes the kernel attach SCM_TIMESTAMP(NS) to each message (-1 where absent). */
   readonly SO_TIMESTAMP: number;
   readonly SCM_TIMESTAMP: number;

@@ -16,6 +16,9 @@ export const linuxConstants: AbiConstants = {
   // include/uapi/asm-generic/socket.h (Linux 6.16): #define SO_PASSRIGHTS 83
   SO_PASSRIGHTS: 83,
   SO_NOSIGPIPE: -1,
+  // include/uapi/asm-generic/socket.h (Linux 6.5): SO_PASSPIDFD 76, SO_PEERPIDFD 77;
+  // include/linux/socket.h: SCM_PIDFD 0x04
+  SO_PASSPIDFD: 76, SO_PEERPIDFD: 77, SCM_PIDFD: 4,
   // include/uapi/asm-generic/socket.h (x86_64 includes it too): SO_TIMESTAMP_OLD 29, SO_TIMESTAMPNS_OLD 35,
   // SO_TIMESTAMP_NEW 63, SO_TIMESTAMPNS_NEW 64; each SCM_* equals its SO_*. 64-bit libcs map SO_TIMESTAMP
   // to the _OLD number, whose payload (struct timeval / timespec, 16 bytes) equals the _NEW one here.
