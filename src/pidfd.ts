@@ -1,7 +1,8 @@
 /**
  * pidfds over Unix sockets (Linux >= 6.5): race-free process identity that survives pid reuse.
  * - setPassPidfd(sock, true) (SO_PASSPIDFD): the kernel attaches the sender's pidfd (SCM_PIDFD) to every
- *   message received on `sock`. The low-level messages() yields it as { type: "pidfd", fd: OwnedFd };
+ *   message received on `sock`. The low-level messages() yields it as { type: "pidfd", fds: ScmRights }
+ *   (`const [pidfd] = m.fds`; not taken, it is closed with the buffer);
  *   the high-level receives (recvFds*, async or not) close it with the rest of what they do not return.
  * - peerPidfd(sock) (SO_PEERPIDFD): a pidfd for the process at the other end of a connected socket.
  *

@@ -20,14 +20,21 @@ export const FD_SIZE = 4;
 
 const TWO_32 = 0x1_0000_0000;
 
-/** One received control message, as the low-level messages() iterator yields it. Keep a default branch: kinds may be added. */
+/**
+ * One received control message, as the low-level messages() iterator yields it. Keep a default branch:
+ * kinds may be added. Every fd-carrying kind yields its fds as an ScmRights draining iterator, so what
+ * a caller skips is closed by the buffer's clear()/dispose, never leaked.
+ */
 export type AncillaryMessage =
   /** SCM_RIGHTS: the fds, as a draining iterator (what you do not take is closed by clear()/dispose). */
   | { readonly type: "rights"; readonly fds: ScmRights }
   /** SCM_CREDENTIALS (Linux; SO_PASSCRED or sent explicitly). */
   | { readonly type: "credentials"; readonly credentials: ScmCredentials }
-  /** SCM_PIDFD (Linux >= 6.5, SO_PASSPIDFD on): the sender's pidfd, yours once the message is yielded. */
-  | { readonly type: "pidfd"; readonly fd: OwnedFd }
+  /**
+   * SCM_PIDFD (Linux >= 6.5, SO_PASSPIDFD on): the sender's pidfd, as a draining iterator like rights
+   * (`const [pidfd] = m.fds`); not taken, it is closed by clear()/dispose.
+   */
+  | { readonly type: "pidfd"; readonly fds: ScmRights }
   /** SCM_TIMESTAMP / SCM_TIMESTAMPNS (SO_TIMESTAMP / SO_TIMESTAMPNS): the kernel's receive time. */
   | { readonly type: "timestamp"; readonly seconds: number; readonly nanoseconds: number }
   /** Any kind the registry does not know (or a known kind with a short payload): a copy of its payload bytes. */
@@ -148,7 +155,7 @@ function build(abi: Abi): CmsgKinds {
       attachedBy: k.SO_PASSPIDFD,
       parse: (view, at, length) => ({ type: "pidfd", fds: fdNumbers(view, at, length) }),
       message: (view, at, length, fds) => {
-        if (fds.length === 1) return { type: "pidfd", fd: fds[0]! };
+        if (fds.length === 1) return { type: "pidfd", fds: new ScmRights(fds) };
         // not the kernel's shape (it installs exactly one): own nothing, report the bytes
         for (const fd of fds) fd.close();
         return unknownMessage(view, k.SOL_SOCKET, k.SCM_PIDFD, at, length);
