@@ -7,94 +7,50 @@
  *   refuses to send if an OwnedFd (or { fd } object) it was given has since been closed or now lends a
  *   different number — a stale number could name an unrelated file by then.
  * - Receive mode: cmsgRecvmsg first clears the buffer (closing unread fds, even if the receive then
- *   fails), then wraps every delivered fd in an OwnedFd right after recvmsg. Those fds belong to the
- *   buffer until messages() hands them out. Whatever nobody took is closed by clear(), by the next
+ *   fails); the engine then owns every delivered fd, of every fd-carrying kind the registry knows
+ *   (msg-io.ts adoptReceived), right after recvmsg. Those fds belong to the buffer until messages()
+ *   hands them out; a message of an unknown kind is yielded as raw bytes, never as fds. Whatever nobody took is closed by clear(), by the next
  *   receive, by [Symbol.dispose], or by disposing/returning the Messages and ScmRights iterators.
  * - The parser never creates an OwnedFd from bytes it did not just receive from the kernel.
  */
 import { abi } from "./platform/index.ts";
-import { adopt, fdOf, OwnedFd, type FdLike } from "./owned-fd.ts";
-import { engine, finishCloexec } from "./msg-io.ts";
+import { closeAll, fdOf, OwnedFd, type FdLike } from "./owned-fd.ts";
+import { engine, type ReceivedMessage } from "./msg-io.ts";
 import { appendCredentials, appendRights } from "./cmsg/encode.ts";
-import { CmsgCursor } from "./cmsg/parse.ts";
+import type { AncillaryMessage } from "./cmsg/kinds.ts";
+import { ScmRights, type Drainable } from "./cmsg/scm-rights.ts";
 import { bufferSizeForCredentials, bufferSizeForRights, describe } from "./cmsg/sizes.ts";
 import { ScmCredentials } from "./credentials.ts";
 import { invalidArgType, invalidArgValue, MESSAGES, UnixAncillaryError } from "./errors.ts";
 import { checkFdList, toBytes, toWritable, type Payload } from "./socket.ts";
 import { isResizable, isSharedArrayBuffer, typedArrayName, viewBuffer, viewByteLength, viewByteOffset } from "./intrinsics.ts";
 
-/** One received control message. Unknown kinds may be added in later versions: keep a default branch. */
-export type AncillaryMessage =
-  | { readonly type: "rights"; readonly fds: ScmRights }
-  | { readonly type: "credentials"; readonly credentials: ScmCredentials };
+export { ScmRights };
+export type { AncillaryMessage };
 
-type Stored = { type: "rights"; fds: OwnedFd[] } | { type: "credentials"; credentials: ScmCredentials };
-
-/** Something that holds received fds not yet handed out; closing it closes them. */
-interface Drainable {
-  closeRemaining(): void;
-}
-
-/** Iterator over the fds of one SCM_RIGHTS message. Each OwnedFd is yielded once; return()/dispose closes the rest. */
-export class ScmRights implements IterableIterator<OwnedFd>, Disposable, Drainable {
-  #fds: OwnedFd[];
-  #next = 0;
-  /** @internal */
-  constructor(fds: OwnedFd[]) {
-    this.#fds = fds;
-  }
-  /** How many fds are left to yield (the crate's exact size_hint). */
-  get remaining(): number {
-    return this.#fds.length - this.#next;
-  }
-  next(): IteratorResult<OwnedFd, undefined> {
-    if (this.#next < this.#fds.length) {
-      const fd = this.#fds[this.#next]!;
-      this.#fds[this.#next++] = undefined as unknown as OwnedFd;
-      return { value: fd, done: false };
-    }
-    return { value: undefined, done: true };
-  }
-  /** Called by `break` in for..of: closes every fd not yet yielded. */
-  return(): IteratorResult<OwnedFd, undefined> {
-    this.closeRemaining();
-    return { value: undefined, done: true };
-  }
-  closeRemaining(): void {
-    while (this.#next < this.#fds.length) {
-      const fd = this.#fds[this.#next];
-      this.#fds[this.#next++] = undefined as unknown as OwnedFd;
-      fd?.close();
-    }
-  }
-  [Symbol.iterator](): this {
-    return this;
-  }
-  [Symbol.dispose](): void {
-    this.closeRemaining();
-  }
-}
-
-/** Draining iterator over received messages. return()/dispose closes every fd of messages not yielded. */
+/**
+ * Draining iterator over received messages. A yielded message's fds are the caller's (an ScmRights
+ * iterator still holds the ones not taken from it: clear()/dispose closes those); return()/dispose
+ * closes every fd of the messages not yielded.
+ */
 export class Messages implements IterableIterator<AncillaryMessage>, Disposable, Drainable {
-  #items: Stored[];
+  #items: ReceivedMessage[];
   #next = 0;
   #track: (d: Drainable) => void;
   /** @internal */
-  constructor(items: Stored[], track: (d: Drainable) => void) {
+  constructor(items: ReceivedMessage[], track: (d: Drainable) => void) {
     this.#items = items;
     this.#track = track;
   }
   next(): IteratorResult<AncillaryMessage, undefined> {
     if (this.#next >= this.#items.length) return { value: undefined, done: true };
     const item = this.#items[this.#next]!;
-    this.#items[this.#next++] = undefined as unknown as Stored;
-    if (item.type === "rights") {
-      const rights = new ScmRights(item.fds);
-      this.#track(rights);
-      return { value: { type: "rights", fds: rights }, done: false };
-    }
-    return { value: { type: "credentials", credentials: item.credentials }, done: false };
+    this.#items[this.#next++] = undefined as unknown as ReceivedMessage;
+    const message = item.message;
+    // an iterator over fds keeps what the caller does not take: the buffer closes it on clear()
+    const fds = (message as { fds?: unknown }).fds;
+    if (fds instanceof ScmRights) this.#track(fds);
+    return { value: message, done: false };
   }
   return(): IteratorResult<AncillaryMessage, undefined> {
     this.closeRemaining();
@@ -103,8 +59,8 @@ export class Messages implements IterableIterator<AncillaryMessage>, Disposable,
   closeRemaining(): void {
     while (this.#next < this.#items.length) {
       const item = this.#items[this.#next];
-      this.#items[this.#next++] = undefined as unknown as Stored;
-      if (item?.type === "rights") for (const fd of item.fds) fd.close();
+      this.#items[this.#next++] = undefined as unknown as ReceivedMessage;
+      if (item !== undefined && item.fds.length > 0) closeAll(item.fds);
     }
   }
   [Symbol.iterator](): this {
@@ -131,10 +87,9 @@ export class SocketAncillary implements Disposable {
   /** Send mode: where each staged fd came from, and the number it lent when staged. */
   #sources: { source: FdLike; fd: number }[] = [];
   /** Receive mode: owned messages not yet drained. */
-  #received: Stored[] = [];
+  #received: ReceivedMessage[] = [];
   /** Iterators handed out since the last receive; clear()/receive/dispose closes what they still hold. */
   #drainables: Drainable[] = [];
-  readonly #cursor = new CmsgCursor(abi);
 
   /** Empty storage over any Uint8Array (any byte offset of its ArrayBuffer). Send mode, length 0. */
   constructor(buffer: Uint8Array) {
@@ -250,7 +205,7 @@ export class SocketAncillary implements Disposable {
   #closeUnread(): void {
     const received = this.#received;
     this.#received = [];
-    for (const item of received) if (item.type === "rights") for (const fd of item.fds) fd.close();
+    for (const item of received) if (item.fds.length > 0) closeAll(item.fds);
     const drainables = this.#drainables;
     this.#drainables = [];
     for (const d of drainables) d.closeRemaining();
@@ -295,37 +250,16 @@ export class SocketAncillary implements Disposable {
     this.#receiveMode = true;
   }
 
-  /** @internal Takes ownership of the fds in the first `length` bytes the kernel just wrote. */
-  _takeReceived(length: number, truncated: boolean): void {
+  /** @internal The view over exactly the caller's storage (taken once, at construction). */
+  get _view(): DataView {
+    return this.#view;
+  }
+
+  /** @internal Stores what a receive delivered: the control length and the owned messages. */
+  _setReceived(length: number, truncated: boolean, records: ReceivedMessage[]): void {
     this.#length = length;
     this.#truncated = truncated;
-    const items: Stored[] = [];
-    const all: OwnedFd[] = [];
-    const c = this.#cursor.reset(this.#view, 0, length);
-    while (c.next()) {
-      if (c.isRights()) {
-        const fds: OwnedFd[] = [];
-        for (let i = 0; i < c.fdSlots; i++) {
-          const fd = c.fdAt(i);
-          if (fd >= 0) {
-            const owned = adopt(fd);
-            fds.push(owned);
-            all.push(owned);
-          }
-        }
-        items.push({ type: "rights", fds });
-      } else if (c.isCredentials()) {
-        const { pid, uid, gid } = c.credentials();
-        items.push({ type: "credentials", credentials: new ScmCredentials(pid, uid, gid) });
-      }
-    }
-    this.#received = items;
-    try {
-      finishCloexec(all);
-    } catch (e) {
-      this.#closeUnread();
-      throw e;
-    }
+    this.#received = records;
   }
 }
 
@@ -376,8 +310,9 @@ export function cmsgRecvmsg(sock: SocketLike, buffers: readonly (ArrayBufferView
   if (!Array.isArray(buffers)) throw invalidArgType("buffers", "an array of buffers", describe(buffers));
   const list = buffers.map((b, i) => toWritable(b, `buffers[${i}]`));
   ancillary._beginReceive();
-  const controlLength = engine.receiveControl(fd, list, ancillary._bytes, 0);
+  const records: ReceivedMessage[] = [];
+  const controlLength = engine.receiveControl(fd, list, ancillary._bytes, ancillary._view, 0, records);
   const { bytesRead, truncated, dataTruncated } = engine.last;
-  ancillary._takeReceived(controlLength, truncated);
+  ancillary._setReceived(controlLength, truncated, records);
   return { bytesRead, truncated, dataTruncated };
 }

@@ -80,6 +80,13 @@ export class UnixAncillaryError extends Error {
   override name = "UnixAncillaryError";
   readonly code: UnixAncillaryErrorCode;
   readonly kind: ErrorKind;
+  /**
+   * Receive errors after a successful recvmsg (truncation, count mismatch): the payload bytes that
+   * receive consumed, so a stream protocol can resynchronise. `data` holds a copy of them for the
+   * allocating receives (recvFds*); the "Into"/vectored receives left them in the caller's buffers.
+   */
+  declare bytesRead?: number;
+  declare data?: Uint8Array;
   constructor(code: UnixAncillaryErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
@@ -165,6 +172,17 @@ export class SystemError extends Error {
     this.syscall = syscall;
     if (path !== undefined) this.path = path;
   }
+}
+
+/** How an argument is named in an error message (its value for primitives, its class otherwise). */
+export function describe(v: unknown): string {
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v);
+  if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v);
+  if (v === null) return "null";
+  if (v === undefined) return "undefined";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "function") return "a function";
+  return (v as object).constructor?.name ? `an instance of ${(v as object).constructor.name}` : "an object";
 }
 
 export function invalidArgType(name: string, expected: string, got: string): TypeError {

@@ -31,6 +31,7 @@ export {
 } from "./ancillary.ts";
 export { ScmCredentials, setPassCred, passCred, peerCredentials, setPassRights, passRights, type PeerCredentials } from "./credentials.ts";
 export { spawnWithChannel, parentChannel, CHANNEL_ENV, type ChannelKind, type ChildWithChannel, type SpawnWithChannelOptions } from "./child-channel.ts";
+export { setPassPidfd, passPidfd, peerPidfd } from "./pidfd.ts";
 export { SystemError, UnixAncillaryError, MESSAGES, type UnixAncillaryErrorCode, type ErrorKind } from "./errors.ts";
 export { abi as platform } from "./platform/index.ts";
 export type { SocketAddress } from "./sys.ts";

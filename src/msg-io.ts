@@ -4,9 +4,11 @@
  * Ownership contract:
  * - Sent fds stay the caller's: they are copied as integers into the control buffer right before the
  *   syscall and nothing here closes them.
- * - Received fds are wrapped in OwnedFd immediately after a successful recvmsg, before any fallible
- *   step (CLOEXEC fallback, truncation checks, count checks). Every path after that either returns them
- *   to the caller or closes them before it returns or throws.
+ * - Received fds become OwnedFds in exactly one function, adoptReceived(), called on fresh kernel output
+ *   right after every successful recvmsg and before any fallible step (CLOEXEC fallback, truncation and
+ *   count checks). It owns every fd of every kind the registry (cmsg/kinds.ts) marks as fd-carrying —
+ *   SCM_RIGHTS and any other — and never turns an unknown kind into fds. Every path after that either
+ *   returns them to the caller or closes them before it returns or throws.
  * - A failed recvmsg (EAGAIN, EBADF, ...) delivered no fds, so there is nothing to close.
  *
  * Buffers: one engine per thread owns the msghdr, iovec and control buffers and keeps them reachable
@@ -25,6 +27,7 @@ import { ptr, type Pointer } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";
 import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
+import { kindsOf, unknownMessage, type AncillaryMessage } from "./cmsg/kinds.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, storeWords, writeUnsigned } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
@@ -463,12 +466,12 @@ class Engine {
     this.#blockDirty = controllen;
     this.bytesRead = n;
     const msgFlags = I[FLAGS_W]!;
-    const fds = controllen > 0 ? takeRights(I, blk.controlWord, controllen, blk.controlView) : [];
+    const fds = controllen > 0 ? adoptReceived(I, blk.controlWord, blk.controlView, controllen, null) : [];
     const count = fds.length;
     if (NATIVE_CLOEXEC && (msgFlags & (kind === Kind.Message ? CTRUNC_OR_TRUNC : K.MSG_CTRUNC)) === 0 && (exact ? count === maxFds : count <= maxFds)) {
       return fds;
     }
-    return settleFds(fds, msgFlags, maxFds, exact, kind);
+    return settleFds(fds, msgFlags, maxFds, exact, kind, n);
   }
 
 
@@ -504,12 +507,12 @@ class Engine {
     const msgFlags = u[FLAGS_W]! | 0;
     this.bytesRead = n;
     // Own every delivered fd before anything can fail.
-    const fds = controllen > 0 ? takeRights(this.#recvCtlI32, 0, controllen, this.#recvCtlView) : [];
+    const fds = controllen > 0 ? adoptReceived(this.#recvCtlI32, 0, this.#recvCtlView, controllen, null) : [];
     const count = fds.length;
     if (NATIVE_CLOEXEC && (msgFlags & (kind === Kind.Message ? CTRUNC_OR_TRUNC : K.MSG_CTRUNC)) === 0 && (exact ? count === maxFds : count <= maxFds)) {
       return fds;
     }
-    return settleFds(fds, msgFlags, maxFds, exact, kind);
+    return settleFds(fds, msgFlags, maxFds, exact, kind, n);
   }
 
   #controlSizeFor(maxFds: number): number {
@@ -520,9 +523,11 @@ class Engine {
 
   /**
    * One recvmsg into caller iovecs and a caller control region (the low-level cmsgRecvmsg). The region is
-   * zeroed first. Returns the control length the kernel wrote; `last` holds bytes and flags.
+   * zeroed first (`view` covers exactly it). Every message the kernel wrote is appended to `records`
+   * with the fds it owns (adoptReceived); on a CLOEXEC-fallback failure they are all closed and the
+   * error thrown. Returns the control length the kernel wrote; `last` holds bytes and flags.
    */
-  receiveControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array, extraFlags: number): number {
+  receiveControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array, view: DataView, extraFlags: number, records: ReceivedMessage[]): number {
     control.fill(0);
     const iov = this.#recvIov;
     iov.ensure(buffers.length);
@@ -537,8 +542,16 @@ class Engine {
     this.last.bytesRead = n;
     this.last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
     this.last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
-    const written = Math.min(readUnsigned(h.view, 0, M.controllen), ctlSize);
+    const written = Math.min(readUnsigned(h.view, 0, M.controllen), ctlSize, view.byteLength);
     h.invalidateControllen();
+    const all = adoptReceived(null, 0, view, written, records);
+    try {
+      finishCloexec(all);
+    } catch (e) {
+      closeAll(all);
+      records.length = 0;
+      throw e;
+    }
     return written;
   }
 }
@@ -582,50 +595,82 @@ function sendmsgFailed(sock: number, header: Pointer, flags: number): number {
   }
 }
 
-/**
- * Owns the fds of fresh kernel output in a control region starting at word `at` of `I` (`view` covers
- * the same region from its byte 0). The common case — exactly one SCM_RIGHTS message filling the
- * control data — is read straight through the Int32Array; anything else takes the general walker.
- * Both apply the walker's rules (header fits, cmsg_len within bounds, whole fd slots, negative values
- * skipped).
- */
-function takeRights(I: Int32Array, at: number, controllen: number, view: DataView): OwnedFd[] {
-  const slots = singleRightsSlots(I, at, controllen);
-  if (slots === 1) {
-    const fd = I[at + CMSG_DATA_W]!;
-    return fd >= 0 ? [adopt(fd)] : [];
-  }
-  return slots > 1 ? adoptSlots(I, at + CMSG_DATA_W, slots) : walkRights(view, controllen);
+/** One received control message and the fds it still owns (the low-level API's unit; see SocketAncillary). */
+export interface ReceivedMessage {
+  readonly message: AncillaryMessage;
+  /** The fds adoptReceived() owned for this message (empty for kinds without fds). */
+  readonly fds: readonly OwnedFd[];
 }
 
-/**
- * The fd slot count when the control data is exactly one SCM_RIGHTS message (its CMSG_SPACE covers
- * all of controllen), else -1 (zero slots also means "use the walker": it yields nothing either).
- */
-function singleRightsSlots(I: Int32Array, at: number, controllen: number): number {
-  if (controllen < CMSG_HEADER_SIZE || (CMSG_LEN_WIDE && I[at + CMSG_LEN_W + 1] !== 0)) return -1;
-  const len = I[at + CMSG_LEN_W]!;
-  // len <= controllen keeps it far below 2^31, so the alignment arithmetic stays in int32
-  if (len < CMSG_HEADER_LEN || len > controllen || ((len + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK) < controllen) return -1;
-  if (I[at + CMSG_LEVEL_W] !== K.SOL_SOCKET || I[at + CMSG_TYPE_W] !== K.SCM_RIGHTS) return -1;
-  return (len - CMSG_HEADER_LEN) >> 2;
-}
-
+const kinds = kindsOf(abi);
+const RIGHTS = kinds.rights;
 const cursor = new CmsgCursor(abi);
+const NO_FDS: readonly OwnedFd[] = Object.freeze([]);
 
-/** Flattens every SCM_RIGHTS message of fresh kernel output into owned fds, in order. */
-function walkRights(view: DataView, length: number): OwnedFd[] {
-  const out: OwnedFd[] = [];
-  const c = cursor.reset(view, 0, length);
-  while (c.next()) {
-    if (!c.isRights()) continue;
-    const slots = c.fdSlots;
-    for (let i = 0; i < slots; i++) {
-      const fd = c.fdAt(i);
-      if (fd >= 0) out.push(adopt(fd));
+/**
+ * THE place where received fds become OwnedFds. Every receive path calls it once, on fresh kernel
+ * output, right after a successful recvmsg and before anything that can fail.
+ *
+ * - The common shape — exactly one SCM_RIGHTS message filling the control data — is read straight
+ *   through the Int32Array `I` (control region starting at word `at`), when the caller has one.
+ * - Otherwise every message is walked (`view` covers the control region from its byte 0): each fd slot
+ *   of every kind the registry marks as fd-carrying becomes an OwnedFd, whatever the kind. Unknown
+ *   kinds never yield fds.
+ * - `records === null` (the high-level receives, which deliver SCM_RIGHTS only): returns the rights fds
+ *   in order and closes the fds of every other fd-carrying kind (SCM_PIDFD, ...) before returning.
+ * - `records` given (cmsgRecvmsg): appends every message — known kinds decoded by the registry, unknown
+ *   ones as raw bytes — with the fds it owns, and returns every fd owned.
+ * Both apply the walker's rules (header fits, cmsg_len within bounds, whole fd slots, negative slots
+ * skipped). If anything throws part-way, every fd owned so far is closed before the error propagates.
+ */
+function adoptReceived(I: Int32Array | null, at: number, view: DataView, controllen: number, records: ReceivedMessage[] | null): OwnedFd[] {
+  if (I !== null && controllen >= CMSG_HEADER_SIZE && !(CMSG_LEN_WIDE && I[at + CMSG_LEN_W + 1] !== 0)) {
+    // Fast path: one SCM_RIGHTS message whose CMSG_SPACE covers all of controllen. len <= controllen
+    // keeps it far below 2^31, so the alignment arithmetic stays in int32.
+    const len = I[at + CMSG_LEN_W]!;
+    if (
+      len >= CMSG_HEADER_LEN && len <= controllen && ((len + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK) >= controllen &&
+      I[at + CMSG_LEVEL_W] === RIGHTS.level && I[at + CMSG_TYPE_W] === RIGHTS.type
+    ) {
+      const slots = (len - CMSG_HEADER_LEN) >> 2;
+      if (slots === 1) {
+        const fd = I[at + CMSG_DATA_W]!;
+        return fd >= 0 ? [adopt(fd)] : [];
+      }
+      if (slots > 1) return adoptSlots(I, at + CMSG_DATA_W, slots);
     }
   }
-  return out;
+  const owned: OwnedFd[] = [];
+  const rights: OwnedFd[] = records === null ? [] : owned;
+  try {
+    const c = cursor.reset(view, 0, controllen);
+    while (c.next()) {
+      const kind = c.kind();
+      let fds = NO_FDS as OwnedFd[];
+      if (kind !== null && kind.carriesFds) {
+        fds = [];
+        for (let i = 0, slots = c.fdSlots; i < slots; i++) {
+          const fd = c.fdAt(i);
+          if (fd < 0) continue;
+          const o = adopt(fd);
+          owned.push(o);
+          fds.push(o);
+        }
+      }
+      if (records !== null) {
+        const message = kind !== null ? kind.message(view, c.dataOffset, c.dataLength, fds) : unknownMessage(view, c.level, c.type, c.dataOffset, c.dataLength);
+        records.push({ message, fds });
+      } else if (kind === RIGHTS) {
+        for (const o of fds) rights.push(o);
+      } else if (fds.length > 0) {
+        closeAll(fds);
+      }
+    }
+  } catch (e) {
+    closeAll(owned);
+    throw e;
+  }
+  return rights;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -637,7 +682,7 @@ const oneBuffer: Uint8Array[] = [EMPTY];
  * MSG_CTRUNC, datagram MSG_TRUNC, exact count; then surplus fds beyond maxFds are closed. On any
  * failure every fd is closed before the error is thrown.
  */
-function settleFds(fds: OwnedFd[], msgFlags: number, maxFds: number, exact: boolean, kind: Kind): OwnedFd[] {
+function settleFds(fds: OwnedFd[], msgFlags: number, maxFds: number, exact: boolean, kind: Kind, bytesRead: number): OwnedFd[] {
   try {
     finishCloexec(fds);
     if ((msgFlags & K.MSG_CTRUNC) !== 0) throw new UnixAncillaryError("ERR_UA_ANCILLARY_TRUNCATED", MESSAGES.ancillaryTruncated);
@@ -645,6 +690,8 @@ function settleFds(fds: OwnedFd[], msgFlags: number, maxFds: number, exact: bool
     if (exact && fds.length !== maxFds) throw countMismatch(maxFds, fds.length);
   } catch (e) {
     closeAll(fds);
+    // the payload of this receive is consumed either way: say how much, so a stream can resynchronise
+    if (e instanceof UnixAncillaryError) e.bytesRead = bytesRead;
     throw e;
   }
   if (fds.length > maxFds) {

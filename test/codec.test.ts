@@ -15,6 +15,8 @@ import {
   cmsgSpace,
   parseControlMessages,
   receiveControlSize,
+  attachedControlSize,
+  kindsOf,
   viewOf,
 } from "../src/cmsg/index.ts";
 import { SocketAncillary } from "../src/ancillary.ts";
@@ -127,12 +129,19 @@ describe("sizing (running ABI)", () => {
     expect(SocketAncillary.bufferSizeForCredentials()).toBe(32);
   });
 
-  test("high-level receive control size: rights(max(N,253)) + creds (1064 on Linux)", () => {
+  test("high-level receive control size: rights(max(N,253)) + one message of every option-attached registry kind", () => {
     if (abi.os !== "linux") return;
-    expect(receiveControlSize(abi, 0, 253)).toBe(1064);
-    expect(receiveControlSize(abi, 1, 253)).toBe(1064);
-    expect(receiveControlSize(abi, 253, 253)).toBe(1064);
-    expect(receiveControlSize(abi, 1000, 253)).toBe(16 + 4000 + 32);
+    // every kind a socket option makes the kernel attach, CMSG_SPACE each, from the registry
+    const attached = kindsOf(abi).all.filter((k) => k.attachedBy >= 0);
+    expect(attachedControlSize(abi)).toBe(attached.reduce((sum, k) => sum + cmsgSpace(abi, k.payloadSize), 0));
+    expect(attached.map((k) => k.name)).toContain("credentials");
+    expect(attached.filter((k) => k.name === "timestamp").length).toBe(4); // SO_TIMESTAMP(NS)(_NEW)
+    const extra = attachedControlSize(abi);
+    expect(extra).toBeGreaterThanOrEqual(32 + 4 * 32);
+    expect(receiveControlSize(abi, 0, 253)).toBe(1032 + extra);
+    expect(receiveControlSize(abi, 1, 253)).toBe(1032 + extra);
+    expect(receiveControlSize(abi, 253, 253)).toBe(1032 + extra);
+    expect(receiveControlSize(abi, 1000, 253)).toBe(16 + 4000 + extra);
   });
 
   test("overflow throws ERR_UA_SIZE_OVERFLOW (the crate panics)", () => {
@@ -388,7 +397,7 @@ describe("parser rules (docs/design.md, Wire format)", () => {
     expect(parsed[3]).toEqual({ type: "rights", fds: [5] });
     const cur = new CmsgCursor(abi).reset(viewOf(bytes), 0, bytes.length);
     const kinds: string[] = [];
-    while (cur.next()) kinds.push(cur.isRights() ? "r" : cur.isCredentials() ? "c" : "o");
+    while (cur.next()) kinds.push(cur.kind()?.name === "rights" ? "r" : cur.kind()?.name === "credentials" ? "c" : "o");
     expect(kinds).toEqual(["o", "o", "o", "r"]);
   });
 

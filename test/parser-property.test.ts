@@ -183,8 +183,8 @@ describe("parser over random bytes", () => {
               }
               if (cursor.fdSlots * 4 > cursor.dataLength) throw new Error("fdSlots exceeds payload");
               for (let i = 0; i < cursor.fdSlots; i++) cursor.fdAt(i);
-              if (cursor.isCredentials()) cursor.credentials();
-              cursor.isRights();
+              const kind = cursor.kind();
+              if (kind !== null) kind.parse(cursor.view, cursor.dataOffset, cursor.dataLength);
             }
             if (cursor.next()) throw new Error("cursor resumed after ending");
           } catch (e) {

@@ -1,10 +1,12 @@
 /**
  * Control-message encoder (send side). Pure: bytes in, bytes out, no fds owned or closed here.
  * Each message is written field by field at the ABI's offsets after zero-filling its whole
- * CMSG_SPACE region, so header padding and tail padding are deterministic zeros (docs/design.md, "Wire format").
+ * CMSG_SPACE region, so header padding and tail padding are deterministic zeros (docs/design.md, "Wire
+ * format"). Levels, types and payload layouts come from the registry (kinds.ts).
  */
 import type { Abi } from "../platform/abi.ts";
 import { cmsgLen, cmsgSpace, FD_SIZE } from "./sizes.ts";
+import { kindsOf } from "./kinds.ts";
 import { fieldMax, writeInt32, writeUnsigned } from "./fields.ts";
 
 /**
@@ -36,18 +38,15 @@ export function appendCmsg(
 
 /** Appends an SCM_RIGHTS message carrying `fds` (already validated non-negative int32s). */
 export function appendRights(abi: Abi, bytes: Uint8Array, dv: DataView, offset: number, fds: ArrayLike<number>, count = fds.length): number {
-  return appendCmsg(abi, bytes, dv, offset, abi.constants.SOL_SOCKET, abi.constants.SCM_RIGHTS, count * FD_SIZE, (view, at) => {
-    for (let i = 0; i < count; i++) view.setInt32(at + i * FD_SIZE, fds[i]!, true);
-  });
+  const kinds = kindsOf(abi);
+  const { level, type } = kinds.rights;
+  return appendCmsg(abi, bytes, dv, offset, level, type, count * FD_SIZE, (view, at) => kinds.encodeRights(view, at, fds, count));
 }
 
 /** Appends an SCM_CREDENTIALS message {pid, uid, gid} (Linux). Returns -1 where the ABI has none. */
 export function appendCredentials(abi: Abi, bytes: Uint8Array, dv: DataView, offset: number, pid: number, uid: number, gid: number): number {
-  const ucred = abi.ucred;
-  if (!ucred || abi.constants.SCM_CREDENTIALS < 0) return -1;
-  return appendCmsg(abi, bytes, dv, offset, abi.constants.SOL_SOCKET, abi.constants.SCM_CREDENTIALS, ucred.size, (view, at) => {
-    view.setInt32(at + ucred.pid.offset, pid, true);
-    view.setUint32(at + ucred.uid.offset, uid >>> 0, true);
-    view.setUint32(at + ucred.gid.offset, gid >>> 0, true);
-  });
+  const kinds = kindsOf(abi);
+  const kind = kinds.credentials;
+  if (kind === null) return -1;
+  return appendCmsg(abi, bytes, dv, offset, kind.level, kind.type, kind.payloadSize, (view, at) => kinds.encodeCredentials(view, at, pid, uid, gid));
 }

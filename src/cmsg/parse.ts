@@ -9,9 +9,13 @@
 import type { Abi } from "../platform/abi.ts";
 import { readInt32, readUnsigned } from "./fields.ts";
 import { FD_SIZE, roundUp } from "./sizes.ts";
+import { kindsOf, type CmsgKind, type CmsgKinds, type ParsedCmsg } from "./kinds.ts";
+
+export type { ParsedCmsg };
 
 export class CmsgCursor {
   readonly #abi: Abi;
+  readonly #kinds: CmsgKinds;
   #dv: DataView | null = null;
   #pos = 0;
   #end = 0;
@@ -24,6 +28,7 @@ export class CmsgCursor {
 
   constructor(abi: Abi) {
     this.#abi = abi;
+    this.#kinds = kindsOf(abi);
   }
 
   /** Starts a walk over `length` bytes at `start` of `dv`. */
@@ -65,26 +70,18 @@ export class CmsgCursor {
     return this.#dv!.getInt32(this.dataOffset + i * FD_SIZE, true);
   }
 
-  isRights(): boolean {
-    const k = this.#abi.constants;
-    return this.level === k.SOL_SOCKET && this.type === k.SCM_RIGHTS;
+  /**
+   * The registry kind of the current message, or null when it is unknown — or known but with a payload
+   * shorter than the kind's fixed layout (such a message is handled as unknown: raw bytes, never fds).
+   */
+  kind(): CmsgKind | null {
+    const kind = this.#kinds.find(this.level, this.type);
+    return kind !== null && this.dataLength >= kind.payloadSize ? kind : null;
   }
 
-  isCredentials(): boolean {
-    const k = this.#abi.constants;
-    const u = this.#abi.ucred;
-    return k.SCM_CREDENTIALS >= 0 && u !== null && this.level === k.SOL_SOCKET && this.type === k.SCM_CREDENTIALS && this.dataLength >= u.size;
-  }
-
-  /** Credentials of the current message; call only when isCredentials(). */
-  credentials(): { pid: number; uid: number; gid: number } {
-    const u = this.#abi.ucred!;
-    const dv = this.#dv!;
-    return {
-      pid: dv.getInt32(this.dataOffset + u.pid.offset, true),
-      uid: dv.getUint32(this.dataOffset + u.uid.offset, true),
-      gid: dv.getUint32(this.dataOffset + u.gid.offset, true),
-    };
+  /** The DataView being walked (valid after reset()). */
+  get view(): DataView {
+    return this.#dv!;
   }
 
   #stop(): false {
@@ -93,32 +90,21 @@ export class CmsgCursor {
   }
 }
 
-/** A parsed message, as plain data (used by tests, fuzzing and diagnostics; never by the owning path). */
-export type ParsedCmsg =
-  | { readonly type: "rights"; readonly fds: number[] }
-  | { readonly type: "credentials"; readonly pid: number; readonly uid: number; readonly gid: number }
-  | { readonly type: "other"; readonly level: number; readonly cmsgType: number; readonly dataOffset: number; readonly dataLength: number };
-
 /**
  * Parses arbitrary bytes into plain records without creating any owner (the crate's __fuzz_parse):
- * rights become arrays of non-negative integers, nothing else.
+ * fd-carrying kinds become arrays of non-negative integers, known kinds their fields, unknown ones
+ * their level/type/payload position.
  */
 export function parseControlMessages(abi: Abi, bytes: Uint8Array, length = bytes.length): ParsedCmsg[] {
   const out: ParsedCmsg[] = [];
   const cursor = new CmsgCursor(abi).reset(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, length);
   while (cursor.next()) {
-    if (cursor.isRights()) {
-      const fds: number[] = [];
-      for (let i = 0; i < cursor.fdSlots; i++) {
-        const fd = cursor.fdAt(i);
-        if (fd >= 0) fds.push(fd);
-      }
-      out.push({ type: "rights", fds });
-    } else if (cursor.isCredentials()) {
-      out.push({ type: "credentials", ...cursor.credentials() });
-    } else {
-      out.push({ type: "other", level: cursor.level, cmsgType: cursor.type, dataOffset: cursor.dataOffset, dataLength: cursor.dataLength });
-    }
+    const kind = cursor.kind();
+    out.push(
+      kind !== null
+        ? kind.parse(cursor.view, cursor.dataOffset, cursor.dataLength)
+        : { type: "other", level: cursor.level, cmsgType: cursor.type, dataOffset: cursor.dataOffset, dataLength: cursor.dataLength },
+    );
   }
   return out;
 }

@@ -4,10 +4,13 @@
  * Number.MAX_SAFE_INTEGER, the JS counterpart of the crate's checked usize arithmetic.
  */
 import type { Abi } from "../platform/abi.ts";
-import { invalidArgType, outOfRange, UnixAncillaryError } from "../errors.ts";
+import { FD_SIZE, kindsOf } from "./kinds.ts";
+import { describe, invalidArgType, outOfRange, UnixAncillaryError } from "../errors.ts";
 
-/** Bytes an fd occupies in an SCM_RIGHTS payload (a native-endian 32-bit int). */
-export const FD_SIZE = 4;
+/** Re-exported: describe() lives with the errors it words. */
+export { describe };
+
+export { FD_SIZE };
 
 export function roundUp(n: number, align: number): number {
   return Math.ceil(n / align) * align;
@@ -28,16 +31,6 @@ function assertCount(n: unknown, what: string): asserts n is number {
   if (n < 0) throw outOfRange(what, ">= 0", String(n));
 }
 
-export function describe(v: unknown): string {
-  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v);
-  if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v);
-  if (v === null) return "null";
-  if (v === undefined) return "undefined";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "function") return "a function";
-  return (v as object).constructor?.name ? `an instance of ${(v as object).constructor.name}` : "an object";
-}
-
 /** Bytes one SCM_RIGHTS control message with `numFds` fds occupies. Throws on overflow (the crate panics). */
 export function bufferSizeForRights(abi: Abi, numFds: number): number {
   assertCount(numFds, "numFds");
@@ -50,19 +43,31 @@ export function bufferSizeForRights(abi: Abi, numFds: number): number {
 
 /** Bytes one SCM_CREDENTIALS control message occupies (Linux: CMSG_SPACE(12) = 32). */
 export function bufferSizeForCredentials(abi: Abi): number {
-  if (!abi.ucred || !abi.passCredentials) {
+  const kind = kindsOf(abi).credentials;
+  if (kind === null) {
     throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `SCM_CREDENTIALS does not exist on ${abi.os}`);
   }
-  return cmsgSpace(abi, abi.ucred.size);
+  return cmsgSpace(abi, kind.payloadSize);
 }
 
 /**
- * The receive control buffer of the high-level API: rights(max(n, budget)), plus room for the
- * credentials the kernel attaches on Linux when SO_PASSCRED is on (crate audit P2).
+ * Control bytes the kernel may add to a message on its own, whatever the sender sent: one message of
+ * every registry kind a socket option attaches (credentials, timestamps, ...). Reserving them all costs
+ * nothing per receive (only what the kernel writes is re-zeroed) and needs no getsockopt per call.
+ */
+export function attachedControlSize(abi: Abi): number {
+  let total = 0;
+  for (const kind of kindsOf(abi).all) if (kind.attachedBy >= 0) total += cmsgSpace(abi, kind.payloadSize);
+  return total;
+}
+
+/**
+ * The receive control buffer of the high-level API: rights(max(n, budget)), plus room for every control
+ * message a socket option can make the kernel attach (attachedControlSize), so a full batch of fds never
+ * truncates because SO_PASSCRED or SO_TIMESTAMP is on.
  */
 export function receiveControlSize(abi: Abi, maxFds: number, budget: number): number {
-  const rights = bufferSizeForRights(abi, Math.max(maxFds, budget));
-  const total = abi.passCredentials && abi.ucred ? rights + cmsgSpace(abi, abi.ucred.size) : rights;
+  const total = bufferSizeForRights(abi, Math.max(maxFds, budget)) + attachedControlSize(abi);
   if (!Number.isSafeInteger(total)) {
     throw new UnixAncillaryError("ERR_UA_SIZE_OVERFLOW", "ancillary buffer size overflow");
   }

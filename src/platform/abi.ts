@@ -82,6 +82,10 @@ export interface Abi {
    */
   readonly xucred: { readonly size: number; readonly version: Field; readonly uid: Field; readonly ngroups: Field; readonly groups: Field; readonly pid: Field | null } | null;
   readonly rlimit: { readonly size: number; readonly cur: Field; readonly max: Field; readonly infinity: bigint };
+  /** struct timeval as SCM_TIMESTAMP carries it (seconds signed 64-bit; microseconds read from the low 4 bytes). */
+  readonly timeval: { readonly size: number; readonly sec: Field; readonly usec: Field };
+  /** struct timespec as SCM_TIMESTAMPNS carries it, or null where the ABI has no nanosecond receive timestamps. */
+  readonly timespec: { readonly size: number; readonly sec: Field; readonly nsec: Field } | null;
   readonly sockaddrUn: {
     readonly size: number;
     /** sun_len byte (BSD-derived ABIs) or null. */
@@ -160,6 +164,23 @@ export interface AbiConstants {
   /** Linux >= 6.16: refuse SCM_RIGHTS on this socket. -1 where absent. */
   readonly SO_PASSRIGHTS: number;
   readonly SO_NOSIGPIPE: number;
+  /**
+   * Linux >= 6.5 pidfds: SO_PASSPIDFD makes the kernel attach the sender's pidfd (SCM_PIDFD, one fd
+   * installed in the receiver) to every message; SO_PEERPIDFD returns the connected peer's. -1 where absent.
+   */
+  readonly SO_PASSPIDFD: number;
+  readonly SO_PEERPIDFD: number;
+  readonly SCM_PIDFD: number;
+  /** Receive timestamps: SO_TIMESTAMP(NS) makes the kernel attach SCM_TIMESTAMP(NS) to each message (-1 where absent). */
+  readonly SO_TIMESTAMP: number;
+  readonly SCM_TIMESTAMP: number;
+  readonly SO_TIMESTAMPNS: number;
+  readonly SCM_TIMESTAMPNS: number;
+  /** Linux's y2038-safe spellings (same payload layout on 64-bit ABIs); -1 where absent. */
+  readonly SO_TIMESTAMP_NEW: number;
+  readonly SCM_TIMESTAMP_NEW: number;
+  readonly SO_TIMESTAMPNS_NEW: number;
+  readonly SCM_TIMESTAMPNS_NEW: number;
   readonly SO_TYPE: number;
   readonly SO_DOMAIN: number;
   readonly SO_ACCEPTCONN: number;

@@ -27,6 +27,11 @@ export const darwinConstants: AbiConstants = {
   SCM_CREDENTIALS: -1, SO_PASSCRED: -1, SO_PEERCRED: -1, SO_PASSRIGHTS: -1,
   // xnu socket.h: SO_NOSIGPIPE 0x1022 "APPLE: No SIGPIPE on EPIPE"
   SO_NOSIGPIPE: 0x1022,
+  // xnu socket.h: SO_TIMESTAMP 0x0400, SCM_TIMESTAMP 0x02 (struct timeval); no SO_TIMESTAMPNS / _NEW spellings
+  SO_TIMESTAMP: 0x400, SCM_TIMESTAMP: 2, SO_TIMESTAMPNS: -1, SCM_TIMESTAMPNS: -1,
+  SO_TIMESTAMP_NEW: -1, SCM_TIMESTAMP_NEW: -1, SO_TIMESTAMPNS_NEW: -1, SCM_TIMESTAMPNS_NEW: -1,
+  // Linux-only pidfds: xnu has no SO_PASSPIDFD / SO_PEERPIDFD / SCM_PIDFD
+  SO_PASSPIDFD: -1, SO_PEERPIDFD: -1, SCM_PIDFD: -1,
   // xnu socket.h: SO_TYPE 0x1008, SO_ACCEPTCONN 0x0002, SO_ERROR 0x1007, SO_SNDBUF 0x1001,
   // SO_RCVBUF 0x1002, SO_REUSEADDR 0x0004; there is no SO_DOMAIN (-1)
   SO_TYPE: 0x1008, SO_DOMAIN: -1, SO_ACCEPTCONN: 0x2, SO_ERROR: 0x1007, SO_SNDBUF: 0x1001, SO_RCVBUF: 0x1002, SO_REUSEADDR: 0x4,
@@ -141,6 +146,9 @@ export const darwinShared = {
   // xnu resource.h: struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; } with rlim_t __uint64_t;
   // RLIM_INFINITY (((__uint64_t)1 << 63) - 1)
   rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0x7fff_ffff_ffff_ffffn },
+  // struct timeval (darwin: time_t tv_sec @0, __darwin_suseconds_t (int) tv_usec @8, padded to 16); microseconds read from the low 4 bytes
+  timeval: { size: 16, sec: { offset: 0, size: 8 }, usec: { offset: 8, size: 4 } },
+  timespec: null,
   // xnu-un.h struct sockaddr_un { unsigned char sun_len; sa_family_t sun_family (u8); char sun_path[104]; }
   // = 106 bytes; no abstract namespace on darwin
   sockaddrUn: { size: 106, len: { offset: 0, size: 1 }, family: { offset: 1, size: 1 }, pathOffset: 2, pathSize: 104, abstractNamespace: false },

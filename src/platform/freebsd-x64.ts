@@ -24,6 +24,11 @@ export const freebsdConstants: AbiConstants = {
   // fbsd socket.h: SO_NOSIGPIPE 0x0800 exists (libc-fbsdl: same); not used, the sigpipe strategy is
   // the MSG_NOSIGNAL flag (docs/design.md, "Platform strategies")
   SO_NOSIGPIPE: 0x0800,
+  // fbsd socket.h: SO_TIMESTAMP 0x0400, SCM_TIMESTAMP 0x02 (struct timeval); no SO_TIMESTAMPNS / _NEW spellings
+  SO_TIMESTAMP: 0x400, SCM_TIMESTAMP: 2, SO_TIMESTAMPNS: -1, SCM_TIMESTAMPNS: -1,
+  SO_TIMESTAMP_NEW: -1, SCM_TIMESTAMP_NEW: -1, SO_TIMESTAMPNS_NEW: -1, SCM_TIMESTAMPNS_NEW: -1,
+  // Linux-only pidfds: FreeBSD has no SO_PASSPIDFD / SO_PEERPIDFD / SCM_PIDFD
+  SO_PASSPIDFD: -1, SO_PEERPIDFD: -1, SCM_PIDFD: -1,
   // fbsd socket.h: SO_TYPE 0x1008, SO_ACCEPTCONN 0x0002, SO_ERROR 0x1007, SO_SNDBUF 0x1001,
   // SO_RCVBUF 0x1002, SO_REUSEADDR 0x0004 (libc-fbsdl: same); libc-fbsd: SO_DOMAIN 0x1019
   SO_TYPE: 0x1008, SO_DOMAIN: 0x1019, SO_ACCEPTCONN: 0x2, SO_ERROR: 0x1007, SO_SNDBUF: 0x1001, SO_RCVBUF: 0x1002, SO_REUSEADDR: 0x4,
@@ -134,6 +139,9 @@ export const abi: Abi = {
   // struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; }, rlim_t = __int64_t (signed, values positive);
   // libc-fbsdl: RLIM_INFINITY 0x7fff_ffff_ffff_ffff
   rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0x7fff_ffff_ffff_ffffn },
+  // struct timeval (FreeBSD amd64: time_t tv_sec @0, suseconds_t (long) tv_usec @8; 16 bytes); microseconds read from the low 4 bytes
+  timeval: { size: 16, sec: { offset: 0, size: 8 }, usec: { offset: 8, size: 4 } },
+  timespec: null,
   // fbsd sys/sys/un.h and libc-bsd: struct sockaddr_un { u_char sun_len; u_char sun_family;
   // char sun_path[104]; } = 106 bytes; no abstract namespace
   sockaddrUn: { size: 106, len: { offset: 0, size: 1 }, family: { offset: 1, size: 1 }, pathOffset: 2, pathSize: 104, abstractNamespace: false },

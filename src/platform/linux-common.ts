@@ -16,6 +16,14 @@ export const linuxConstants: AbiConstants = {
   // include/uapi/asm-generic/socket.h (Linux 6.16): #define SO_PASSRIGHTS 83
   SO_PASSRIGHTS: 83,
   SO_NOSIGPIPE: -1,
+  // include/uapi/asm-generic/socket.h (Linux 6.5): SO_PASSPIDFD 76, SO_PEERPIDFD 77;
+  // include/linux/socket.h: SCM_PIDFD 0x04
+  SO_PASSPIDFD: 76, SO_PEERPIDFD: 77, SCM_PIDFD: 4,
+  // include/uapi/asm-generic/socket.h (x86_64 includes it too): SO_TIMESTAMP_OLD 29, SO_TIMESTAMPNS_OLD 35,
+  // SO_TIMESTAMP_NEW 63, SO_TIMESTAMPNS_NEW 64; each SCM_* equals its SO_*. 64-bit libcs map SO_TIMESTAMP
+  // to the _OLD number, whose payload (struct timeval / timespec, 16 bytes) equals the _NEW one here.
+  SO_TIMESTAMP: 29, SCM_TIMESTAMP: 29, SO_TIMESTAMPNS: 35, SCM_TIMESTAMPNS: 35,
+  SO_TIMESTAMP_NEW: 63, SCM_TIMESTAMP_NEW: 63, SO_TIMESTAMPNS_NEW: 64, SCM_TIMESTAMPNS_NEW: 64,
   SO_TYPE: 3, SO_DOMAIN: 39, SO_ACCEPTCONN: 30, SO_ERROR: 4, SO_SNDBUF: 7, SO_RCVBUF: 8, SO_REUSEADDR: 2,
   SOL_LOCAL: -1, LOCAL_PEERCRED: -1, LOCAL_PEERPID: -1,
   MSG_CTRUNC: 0x8, MSG_TRUNC: 0x20, MSG_DONTWAIT: 0x40, MSG_NOSIGNAL: 0x4000, MSG_CMSG_CLOEXEC: 0x40000000, MSG_PEEK: 0x2,
@@ -77,6 +85,9 @@ export const linuxStructs = {
   iovec: { size: 16, base: { offset: 0, size: 8 }, len: { offset: 8, size: 8 } },
   ucred: { size: 12, pid: { offset: 0, size: 4 }, uid: { offset: 4, size: 4 }, gid: { offset: 8, size: 4 } },
   rlimit: { size: 16, cur: { offset: 0, size: 8 }, max: { offset: 8, size: 8 }, infinity: 0xffff_ffff_ffff_ffffn },
+  // struct timeval / timespec on LP64 Linux: two longs (sec @0, usec / nsec @8), 16 bytes
+  timeval: { size: 16, sec: { offset: 0, size: 8 }, usec: { offset: 8, size: 4 } },
+  timespec: { size: 16, sec: { offset: 0, size: 8 }, nsec: { offset: 8, size: 4 } },
   sockaddrUn: { size: 110, len: null, family: { offset: 0, size: 2 }, pathOffset: 2, pathSize: 108, abstractNamespace: true },
   sockaddrIn: { size: 16, family: { offset: 0, size: 2 }, port: 2, addr: 4 },
   sockaddrIn6: { size: 28, family: { offset: 0, size: 2 }, port: 2, addr: 8 },

@@ -180,7 +180,12 @@ export abstract class UnixSocket implements Disposable {
   recvFdsSync(maxFds: number, opts?: RecvOptions): ReceivedFds {
     checkMaxFds(maxFds);
     const scratch = this.#scratch(opts);
-    const fds = this.receiveOne(maxFds, false, scratch, 0);
+    let fds: OwnedFd[];
+    try {
+      fds = this.receiveOne(maxFds, false, scratch, 0);
+    } catch (e) {
+      throw withData(e, scratch);
+    }
     return new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
   }
 
@@ -188,7 +193,12 @@ export abstract class UnixSocket implements Disposable {
   recvFdsExactSync(n: number, opts?: RecvOptions): ReceivedFds {
     checkMaxFds(n, "n");
     const scratch = this.#scratch(opts);
-    const fds = this.receiveOne(n, true, scratch, 0);
+    let fds: OwnedFd[];
+    try {
+      fds = this.receiveOne(n, true, scratch, 0);
+    } catch (e) {
+      throw withData(e, scratch);
+    }
     return new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
   }
 
@@ -287,7 +297,12 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     return this.schedule(this.recvQueue, "readable", signal, () => {
-      const fds = this.#tryReceive(maxFds, exact, scratch);
+      let fds: OwnedFd[] | typeof AGAIN;
+      try {
+        fds = this.#tryReceive(maxFds, exact, scratch);
+      } catch (e) {
+        throw withData(e, scratch);
+      }
       return fds === AGAIN ? AGAIN : new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
     });
   }
@@ -406,4 +421,13 @@ async function closeWhenSettled<T>(p: Promise<T>, held: OwnedFd[]): Promise<T> {
   } finally {
     closeAll(held);
   }
+}
+
+/**
+ * A receive error that carries `bytesRead` (the engine sets it once recvmsg consumed a message) also
+ * gets a copy of those bytes as `data`: the allocating receives' scratch buffer is reused by the next call.
+ */
+function withData(e: unknown, scratch: Uint8Array): unknown {
+  if (e instanceof UnixAncillaryError && e.bytesRead !== undefined) e.data = scratch.slice(0, e.bytesRead);
+  return e;
 }
