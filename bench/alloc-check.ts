@@ -90,7 +90,6 @@ export function measureAllocations(opts: AllocOptions = {}): AllocReport {
   const nfds = opts.nfds ?? 1;
   const variant = opts.variant ?? "recvFdsIntoSync";
 
-  const fdsBefore = openFdCount();
   const devnull = openSync("/dev/null", "r");
   const [a, b] = UnixStream.pair();
   try {

@@ -306,7 +306,7 @@ console.log(`  sender sendFdsSync, window 128:  ${rate(sB)}  = ${ratioB.toFixed(
 if (c) console.log(`  C epoll streaming receiver (sender thread): ${rate(c.stream_msgs_per_s!)}  → JS/C ${(sA / c.stream_msgs_per_s!).toFixed(2)}× (async) ${(sB / c.stream_msgs_per_s!).toFixed(2)}× (windowed sync)`);
 console.log("");
 console.log(`idle CPU, one recvFds pending for ${cfg.idleMs} ms: ${idle.toFixed(2)} % of one core  target ≈ 0${mark(idle < 1)}`);
-console.log(`  same process, reactor started but nothing pending: ${idleBase.toFixed(2)} % (bun-facts Q4: bare Bun ≈ 0.08 %, + idle Worker ≈ 0.2 %, armed epoll Worker 0.36–0.46 %)`);
+console.log(`  same process, reactor started but nothing pending: ${idleBase.toFixed(2)} % (docs/design.md, "The reactor": bare Bun ≈ 0.08 %, + idle Worker ≈ 0.2 %, armed epoll Worker 0.36–0.46 %)`);
 if (!c) console.log("C baseline: skipped (no gcc/cc)");
 if (stats) console.log(`reactor stats: ${JSON.stringify(stats())}`);
 console.log("");

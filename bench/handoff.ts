@@ -9,7 +9,7 @@
  * against a fresh Bun.serve measured interleaved in the same run. Exit code 1 on any failed request.
  */
 import { AppChain, compareThroughput } from "../examples/handoff-harness.ts";
-import { runLoad } from "../src/handoff/index.ts";
+import { runLoad } from "../test/helpers/fetch-load.ts";
 
 const COUNT = Number(process.argv[2] ?? 100);
 const ADOPT = process.argv[3] ?? "bun-serve";

@@ -46,7 +46,7 @@ function cmsgSpace(payload: number): number {
 /** The library-independent baseline: one preallocated send/receive pair of msghdrs for N fds. */
 export class RawRoundTrip {
   readonly nfds: number;
-  // Every buffer a header points into is a field of this object, so it stays reachable (bun-facts Q1).
+  // Every buffer a header points into is a field of this object, so it stays reachable (docs/design.md, "Pointers and buffers").
   readonly sData = new Uint8Array([0x78]);
   readonly rData = new Uint8Array(1);
   readonly sIov = new Uint8Array(abi.iovec.size);

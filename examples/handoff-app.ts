@@ -7,23 +7,30 @@
  *
  * Env:
  *   GEN            generation number (set by the parent)
- *   ADOPT          how a successor serves: bun-serve (default) | node-http | bun-listen
+ *   SERVER         what serves: bun-serve (default: bunServe() / adoptBunServe) | node-http (http.Server /
+ *                  adoptNodeHttp) | net (a raw net.Server speaking minimal HTTP/1.1 / adoptNetServer, drained
+ *                  through the onConnection hook)
+ *   ADOPT          override how a successor serves: bun-serve | node-http | bun-listen
  *   CTRL_PATH      also offer the listener on this control socket path (0700 dir, 0600 socket)
  *   REQUEST_PATH   start as a successor that connects to this control path (instead of fd 3)
  *   HANDOFF_TIMEOUT_MS  old side's upgrade timeout (default 10000)
  *   DRAIN_MS       graceful drain limit (default 3000)
  *   FAULT          successor fault injection for tests: kill-before-hello | kill-after-hello |
- *                  kill-after-offer | kill-after-adopt | abort | hang
+ *                  kill-after-offer | kill-after-adopt | kill-after-adopt-300 (300 ms after adopting) |
+ *                  kill-before-ready (after the warm-up) | abort | hang
  *   NEXT_FAULT / FAULT_FILE  the FAULT to give the next successor (FAULT_FILE is re-read per SIGHUP)
  *   WARMUP_MS      successor warm-up before ready (default 0)
  *
  * Every event is one JSON line on stdout: listening, ready, handed-off, handoff-failed, exit.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import * as net from "node:net";
+import * as http from "node:http";
 import {
   adoptBunServe,
   adoptNodeHttp,
   adoptBunListen,
+  adoptNetServer,
   isHandoffChild,
   requestHandoff,
   serveHandoff,
@@ -32,7 +39,9 @@ import {
   HANDOFF_FD_ENV,
   nodeBridge,
   describeSocket,
+  bunServe,
   type HandoffServer,
+  type DrainConnection,
 } from "../src/handoff/index.ts";
 
 const gen = Number(process.env.GEN ?? 0);
@@ -55,9 +64,52 @@ process.on("SIGHUP", () => void onHup());
 
 let requests = 0;
 const tag = `${gen}:${process.pid}`;
-function fetchHandler(req: Request): Response {
+function fetchHandler(_req: Request): Response {
   requests++;
   return new Response(`hello from generation ${gen}\n`, { headers: { "x-server": tag, "content-type": "text/plain" } });
+}
+
+/** A minimal HTTP/1.1 server on raw TCP (keep-alive, content-length bodies), for SERVER=net. */
+const rawConns = new Map<net.Socket, { buf: Buffer; draining: boolean }>();
+function rawHttp(sock: net.Socket): void {
+  const st: { buf: Buffer; draining: boolean } = { buf: Buffer.alloc(0), draining: false };
+  rawConns.set(sock, st);
+  sock.on("error", () => {});
+  sock.on("close", () => rawConns.delete(sock));
+  sock.on("data", (d: Buffer) => {
+    st.buf = st.buf.length ? Buffer.concat([st.buf, d]) : d;
+    for (;;) {
+      const end = st.buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = st.buf.subarray(0, end).toString("latin1");
+      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+      if (st.buf.length < end + 4 + len) return;
+      st.buf = st.buf.subarray(end + 4 + len);
+      requests++;
+      const close = st.draining || /\r\nconnection:\s*close/i.test(head);
+      const body = `hello from generation ${gen}\n`;
+      sock.write(`HTTP/1.1 200 OK\r\nx-server: ${tag}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n${close ? "connection: close\r\n" : ""}\r\n${body}`);
+      if (close) {
+        sock.end();
+        return;
+      }
+    }
+  });
+}
+/**
+ * The raw server's drain hook: answer the next request with "connection: close"; an idle connection
+ * is shut down after the window only if no request is buffered or unread (else check again later).
+ */
+function onRawConnection(c: DrainConnection): void {
+  const st = rawConns.get(c.socket as net.Socket);
+  if (!st) return;
+  st.draining = true;
+  const check = () => {
+    if (!rawConns.has(c.socket as net.Socket)) return;
+    if (st.buf.length === 0 && !c.hasUnreadInput()) c.shutdown();
+    else setTimeout(check, 20);
+  };
+  setTimeout(check, Number(process.env.WINDOW_MS ?? 1000));
 }
 
 const fault = process.env.FAULT ?? "";
@@ -88,8 +140,11 @@ if (isHandoffChild() || process.env.REQUEST_PATH) {
   }
   const l = ho.take("http");
   port = l.port;
-  const adopt = process.env.ADOPT ?? "bun-serve";
-  if (adopt === "node-http") {
+  const adopt = process.env.ADOPT ?? process.env.SERVER ?? "bun-serve";
+  if (adopt === "net") {
+    server = await adoptNetServer(l, net.createServer(rawHttp));
+    kind = "net";
+  } else if (adopt === "node-http") {
     const a = await adoptNodeHttp(l, nodeBridge(fetchHandler));
     server = a;
     kind = "node-http";
@@ -103,9 +158,14 @@ if (isHandoffChild() || process.env.REQUEST_PATH) {
     fallback = a.fallback;
   }
   if (fault === "kill-after-adopt") die();
+  if (fault === "kill-after-adopt-300") {
+    await Bun.sleep(300);
+    die();
+  }
   if (fault === "hang") await Bun.sleep(1e9);
   const warm = Number(process.env.WARMUP_MS ?? 0);
   if (warm > 0) await Bun.sleep(warm);
+  if (fault === "kill-before-ready") die();
   let confirmed = false;
   try {
     ({ confirmed } = await ho.ready());
@@ -115,10 +175,19 @@ if (isHandoffChild() || process.env.REQUEST_PATH) {
   }
   log("ready", { port, kind, fallback, confirmed, startupMs: Math.round(performance.now() - t0), fds: fdCount() });
 } else {
-  const s = Bun.serve({ port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1", fetch: fetchHandler });
-  server = s;
-  port = s.port!;
-  log("listening", { port, fds: fdCount() });
+  const mode = process.env.SERVER ?? "bun-serve";
+  if (mode === "net" || mode === "node-http") {
+    const s = mode === "net" ? net.createServer(rawHttp) : http.createServer(nodeBridge(fetchHandler));
+    await new Promise<void>((r) => s.listen(Number(process.env.PORT ?? 0), "127.0.0.1", r));
+    server = s;
+    port = (s.address() as net.AddressInfo).port;
+    kind = mode;
+  } else {
+    const s = bunServe({ port: Number(process.env.PORT ?? 0), hostname: "127.0.0.1", fetch: fetchHandler });
+    server = s;
+    port = s.port!;
+  }
+  log("listening", { port, kind, fds: fdCount() });
 }
 
 let ho: HandoffServer = offer();
@@ -130,15 +199,15 @@ function offer(): HandoffServer {
   });
 }
 
-async function retire(latencyMs: number, successor: number): Promise<never> {
-  log("handed-off", { successor, latencyMs: Math.round(latencyMs * 10) / 10, requests });
-  await ho.drain({ graceMs: Number(process.env.DRAIN_MS ?? 3000), hardMs: Number(process.env.DRAIN_MS ?? 3000) + 2000 });
-  log("exit", { requests });
+async function retire(latencyMs: number, successor: number, stoppedAcceptingAt: number): Promise<never> {
+  log("handed-off", { successor, latencyMs: Math.round(latencyMs * 10) / 10, requests, stoppedAcceptingAt });
+  const d = await ho.drain({ graceMs: Number(process.env.DRAIN_MS ?? 3000), hardMs: Number(process.env.DRAIN_MS ?? 3000) + 2000, onConnection: onRawConnection });
+  log("exit", { requests, forced: d.forced });
   process.exit(0);
 }
 
 if (process.env.CTRL_PATH) {
-  ho.upgraded.then((u) => retire(u.latencyMs, u.pid)).catch(() => {});
+  ho.upgraded.then((u) => retire(u.latencyMs, u.pid, u.stoppedAcceptingAt)).catch(() => {});
 }
 
 async function onHup(): Promise<void> {
@@ -148,7 +217,7 @@ async function onHup(): Promise<void> {
   const nextFault = process.env.FAULT_FILE ? readFileSync(process.env.FAULT_FILE, "utf8").trim() : (process.env.NEXT_FAULT ?? "");
   const childEnv: Record<string, string> = { GEN: String(gen + 1), FAULT: nextFault };
   const r = await ho.spawn([process.execPath, import.meta.path], { env: childEnv });
-  if (r.ok) return retire(r.latencyMs, r.pid);
+  if (r.ok) return retire(r.latencyMs, r.pid, r.result.stoppedAcceptingAt);
   log("spawn-failed", { error: r.error.message, fds: fdCount() });
   if (ho.state === "closed") ho = offer();
   busy = false;

@@ -7,7 +7,7 @@
  *   bun examples/handoff-demo.ts [handoffs=5]
  */
 import { AppChain, compareThroughput } from "./handoff-harness.ts";
-import { runLoad, diffReport } from "../src/handoff/index.ts";
+import { runLoad, diffReport } from "../test/helpers/fetch-load.ts";
 
 const N = Number(process.argv[2] ?? 5);
 const chain = new AppChain({ DRAIN_MS: "1500" });

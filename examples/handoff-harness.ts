@@ -123,7 +123,7 @@ export class AppChain {
   }
 }
 
-import { runLoad } from "../src/handoff/index.ts";
+import { runLoad } from "../test/helpers/fetch-load.ts";
 
 /** Keep-alive throughput (successful req/s) of `url` over `ms` with `concurrency` clients. */
 export async function measureRps(url: string, ms: number, concurrency = 32): Promise<{ rps: number; failed: number }> {

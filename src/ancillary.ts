@@ -1,6 +1,6 @@
 /**
  * SocketAncillary: control-message storage over a caller-provided Uint8Array at any byte offset, and the
- * low-level cmsgSendmsg / cmsgRecvmsg (crate spec §1.1, §1.5).
+ * low-level cmsgSendmsg / cmsgRecvmsg (docs/design.md, "Receive and send pipelines").
  *
  * Ownership contract:
  * - Send mode: addFds copies fd integers and remembers their sources; it never owns them. cmsgSendmsg
@@ -21,6 +21,7 @@ import { bufferSizeForCredentials, bufferSizeForRights, describe } from "./cmsg/
 import { ScmCredentials } from "./credentials.ts";
 import { invalidArgType, invalidArgValue, MESSAGES, UnixAncillaryError } from "./errors.ts";
 import { checkFdList, toBytes, toWritable, type Payload } from "./socket.ts";
+import { isResizable, isSharedArrayBuffer, typedArrayName, viewBuffer, viewByteLength, viewByteOffset } from "./intrinsics.ts";
 
 /** One received control message. Unknown kinds may be added in later versions: keep a default branch. */
 export type AncillaryMessage =
@@ -119,6 +120,9 @@ function bufferError(): UnixAncillaryError {
 }
 
 export class SocketAncillary implements Disposable {
+  /** The caller's object, returned by `buffer`; never read by the library. */
+  readonly #caller: Uint8Array;
+  /** A plain view over the same memory, located through the built-in getters: what every read and syscall uses. */
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
   #length = 0;
@@ -134,18 +138,24 @@ export class SocketAncillary implements Disposable {
 
   /** Empty storage over any Uint8Array (any byte offset of its ArrayBuffer). Send mode, length 0. */
   constructor(buffer: Uint8Array) {
-    if (!(buffer instanceof Uint8Array)) throw invalidArgType("buffer", "a Uint8Array", describe(buffer));
+    // Brand check and the built-in getters: a subclass (or an own accessor) whose byteLength, byteOffset
+    // or buffer points elsewhere must not decide which memory the kernel writes fds into, which memory
+    // the parser adopts fds from, or hide a SharedArrayBuffer (src/intrinsics.ts).
+    if (typedArrayName(buffer) !== "Uint8Array") throw invalidArgType("buffer", "a Uint8Array", describe(buffer));
     // The kernel writes control data into this memory and the parser then turns integers found there
     // into owned fds: it must be memory nobody else can change (no SharedArrayBuffer: another thread
     // could forge fd numbers between recvmsg and the parse) and whose size cannot change under us
     // (no resizable ArrayBuffer: the parser's view and the kernel's length would disagree).
-    const backing = buffer.buffer as ArrayBuffer & { resizable?: boolean };
-    if (typeof SharedArrayBuffer !== "undefined" && (backing as unknown) instanceof SharedArrayBuffer) {
+    const backing = viewBuffer(buffer);
+    if (isSharedArrayBuffer(backing)) {
       throw invalidArgValue("buffer", "must not be backed by a SharedArrayBuffer (another thread could change received fd numbers before they are owned)");
     }
-    if (backing.resizable === true) throw invalidArgValue("buffer", "must not be backed by a resizable ArrayBuffer");
-    this.#bytes = buffer;
-    this.#view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    if (isResizable(backing)) throw invalidArgValue("buffer", "must not be backed by a resizable ArrayBuffer");
+    const offset = viewByteOffset(buffer);
+    const length = viewByteLength(buffer);
+    this.#caller = buffer;
+    this.#bytes = new Uint8Array(backing, offset, length);
+    this.#view = new DataView(backing, offset, length);
   }
 
   /** Bytes one SCM_RIGHTS message with `numFds` fds occupies (CMSG_SPACE(4 * numFds)). Throws on overflow. */
@@ -160,6 +170,11 @@ export class SocketAncillary implements Disposable {
 
   /** The caller's storage. */
   get buffer(): Uint8Array {
+    return this.#caller;
+  }
+
+  /** @internal The library's own view of the storage (what cmsgSendmsg / cmsgRecvmsg hand the kernel). */
+  get _bytes(): Uint8Array {
     return this.#bytes;
   }
 
@@ -185,20 +200,28 @@ export class SocketAncillary implements Disposable {
    */
   addFds(fds: readonly FdLike[]): void {
     const list = checkFdList(fds);
+    // Resolve every fd first ({ fd } getters are user code and may use this buffer), then check the
+    // mode and write: nothing a getter did can be half-overwritten.
+    const n = list.length;
+    const sources: FdLike[] = new Array(n);
+    const numbers: number[] = new Array(n);
+    for (let i = 0; i < n; i++) numbers[i] = fdOf((sources[i] = list[i]!), `fds[${i}]`);
     if (this.#receiveMode) throw bufferError();
-    const numbers = list.map((f, i) => fdOf(f, `fds[${i}]`));
     const end = appendRights(abi, this.#bytes, this.#view, this.#length, numbers);
     if (end < 0) throw bufferError();
     this.#length = end;
-    for (let i = 0; i < list.length; i++) this.#sources.push({ source: list[i]!, fd: numbers[i]! });
+    for (let i = 0; i < n; i++) this.#sources.push({ source: sources[i]!, fd: numbers[i]! });
   }
 
   /** Appends one SCM_CREDENTIALS message (Linux). The kernel checks the claim when you send. */
   addCredentials(credentials: ScmCredentials): void {
     if (!(credentials instanceof ScmCredentials)) throw invalidArgType("credentials", "an ScmCredentials", describe(credentials));
     bufferSizeForCredentials(abi); // throws ERR_UA_UNSUPPORTED where SCM_CREDENTIALS does not exist
+    // Read the fields first (a subclass's getters are user code), then check the mode and write.
+    const { pid, uid, gid } = credentials;
+    new ScmCredentials(pid, uid, gid); // re-validates what a subclass's getters returned (plain integers in range)
     if (this.#receiveMode) throw bufferError();
-    const end = appendCredentials(abi, this.#bytes, this.#view, this.#length, credentials.pid, credentials.uid, credentials.gid);
+    const end = appendCredentials(abi, this.#bytes, this.#view, this.#length, pid, uid, gid);
     if (end < 0) throw bufferError();
     this.#length = end;
   }
@@ -243,7 +266,9 @@ export class SocketAncillary implements Disposable {
   /** @internal Throws if this buffer cannot be sent as is. Returns the encoded length. */
   _checkSendable(): number {
     if (this.#receiveMode) throw new UnixAncillaryError("ERR_UA_RECEIVE_BUFFER", MESSAGES.receiveBufferSend);
-    for (const { source, fd } of this.#sources) {
+    const sources = this.#sources;
+    for (let i = 0; i < sources.length; i++) {
+      const { source, fd } = sources[i]!;
       if (typeof source === "number") continue;
       let now: number | null = null;
       try {
@@ -258,6 +283,9 @@ export class SocketAncillary implements Disposable {
         );
       }
     }
+    // The getters above are user code: they may have received into this buffer or rebuilt it.
+    if (this.#receiveMode) throw new UnixAncillaryError("ERR_UA_RECEIVE_BUFFER", MESSAGES.receiveBufferSend);
+    if (this.#sources !== sources) throw new UnixAncillaryError("ERR_UA_STALE_FD", "the send buffer was cleared while its fds were being checked; rebuild it");
     return this.#length;
   }
 
@@ -335,7 +363,7 @@ export function cmsgSendmsg(sock: SocketLike, buffers: readonly Payload[], ancil
       `${length} bytes of control data exceed what ${abi.libc} libc's sendmsg accepts (${abi.maxSendControlBytes}, i.e. ${abi.maxFdsPerSend} fds); split the fds across several messages`,
     );
   }
-  return engine.sendControl(fd, list, length > 0 ? ancillary.buffer : null, length, 0);
+  return engine.sendControl(fd, list, length > 0 ? ancillary._bytes : null, length, 0);
 }
 
 /**
@@ -348,7 +376,7 @@ export function cmsgRecvmsg(sock: SocketLike, buffers: readonly (ArrayBufferView
   if (!Array.isArray(buffers)) throw invalidArgType("buffers", "an array of buffers", describe(buffers));
   const list = buffers.map((b, i) => toWritable(b, `buffers[${i}]`));
   ancillary._beginReceive();
-  const controlLength = engine.receiveControl(fd, list, ancillary.buffer, 0);
+  const controlLength = engine.receiveControl(fd, list, ancillary._bytes, 0);
   const { bytesRead, truncated, dataTruncated } = engine.last;
   ancillary._takeReceived(controlLength, truncated);
   return { bytesRead, truncated, dataTruncated };

@@ -30,6 +30,7 @@ export {
   type SocketLike,
 } from "./ancillary.ts";
 export { ScmCredentials, setPassCred, passCred, peerCredentials, setPassRights, passRights, type PeerCredentials } from "./credentials.ts";
+export { spawnWithChannel, parentChannel, CHANNEL_ENV, type ChannelKind, type ChildWithChannel, type SpawnWithChannelOptions } from "./child-channel.ts";
 export { SystemError, UnixAncillaryError, MESSAGES, type UnixAncillaryErrorCode, type ErrorKind } from "./errors.ts";
 export { abi as platform } from "./platform/index.ts";
 export type { SocketAddress } from "./sys.ts";

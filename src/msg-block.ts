@@ -10,11 +10,12 @@
  * Ownership: a block holds no fds. It remembers (and so keeps alive) the last payload buffer its iovec
  * pointed at until release(); the fd numbers in its control region are copies, never closed here.
  * The block's own storage lives as long as the block: the engine keeps both blocks for the life of
- * the thread, so the addresses written into the msghdr stay valid (bun-facts Q1).
+ * the thread, so the addresses written into the msghdr stay valid (docs/design.md, "Pointers and buffers").
  */
 import { ptr, type Pointer } from "bun:ffi";
 import { abi } from "./platform/index.ts";
 import type { Field } from "./platform/abi.ts";
+import { viewBuffer, viewByteLength, viewByteOffset } from "./intrinsics.ts";
 
 const M = abi.msghdr;
 const IOV = abi.iovec;
@@ -22,16 +23,8 @@ const TWO_32 = 0x1_0000_0000;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
-/**
- * %TypedArray%.prototype.buffer's own getter: materialises a view's ArrayBuffer even when a subclass
- * shadows `buffer` (reading `buf.buffer` would then run user code and materialise nothing).
- */
-const bufferGetter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), "buffer")!.get! as (this: Uint8Array) => ArrayBufferLike;
-
 /** The ArrayBuffer behind `view`, created now if it did not exist yet (which may move the view's storage). */
-function materialise(view: Uint8Array): ArrayBufferLike {
-  return bufferGetter.call(view);
-}
+const materialise = viewBuffer;
 
 /** Writes an unsigned 4- or 8-byte field at a 4-aligned byte offset through an Int32Array. */
 function putField(i32: Int32Array, at: number, field: Field, value: number): void {
@@ -54,7 +47,7 @@ export class MsgBlock {
   readonly #iovAt: number;
   readonly #controlAddress: number;
   // The iovec's current target: a loop reusing one buffer skips ptr() (≈20 ns). A given typed array's
-  // address never changes once its ArrayBuffer exists (bun-facts Q1), so identity plus offset/length
+  // address never changes once its ArrayBuffer exists (docs/design.md, "Pointers and buffers"), so identity plus offset/length
   // is a sufficient key; a detached or resized buffer changes byteLength/byteOffset and misses.
   #buf: Uint8Array | null = null;
   /** Held only to keep `.buffer` materialised (see setBuffer): never read. */
@@ -84,8 +77,9 @@ export class MsgBlock {
 
   /** Points the iovec at all of `buf` (a zero-length buffer gets a null base: ptr() rejects empty views). */
   setBuffer(buf: Uint8Array): void {
-    const len = buf.byteLength;
-    if (buf === this.#buf && buf.byteOffset === this.#bufOffset && len === this.#bufLength) return;
+    // Built-in getters: a caller's own accessor on the view is never consulted (src/intrinsics.ts).
+    const len = viewByteLength(buf);
+    if (buf === this.#buf && viewByteOffset(buf) === this.#bufOffset && len === this.#bufLength) return;
     let address = 0;
     if (len > 0) {
       if (buf === this.#seen) {
@@ -94,7 +88,7 @@ export class MsgBlock {
         // strand a remembered pointer; afterwards the storage stays put for the life of the buffer.
         this.#arrayBuffer = materialise(buf);
         this.#buf = buf;
-        this.#bufOffset = buf.byteOffset;
+        this.#bufOffset = viewByteOffset(buf);
         this.#bufLength = len;
       } else {
         // A one-off buffer (an encoded string, a fresh slice) is used for this call only: its address
@@ -115,7 +109,7 @@ export class MsgBlock {
 
   /** Points the iovec at buf[start..] without remembering it (a one-off: the tail of a send-all). */
   setRange(buf: Uint8Array, start: number): void {
-    const len = buf.byteLength - start;
+    const len = viewByteLength(buf) - start;
     this.release();
     putField(this.i32, this.#iovAt, IOV.base, len > 0 ? ptr(buf, start) : 0);
     putField(this.i32, this.#iovAt, IOV.len, len);

@@ -10,7 +10,7 @@
  * - A failed recvmsg (EAGAIN, EBADF, ...) delivered no fds, so there is nothing to close.
  *
  * Buffers: one engine per thread owns the msghdr, iovec and control buffers and keeps them reachable
- * for as long as raw pointers to them exist (bun-facts Q1: memory reachable only through an address
+ * for as long as raw pointers to them exist (docs/design.md, "Pointers and buffers": memory reachable only through an address
  * written into another buffer can be reused). The receive and send sides use separate buffers. The
  * scalar methods (one payload buffer) run entirely in a MsgBlock per side — msghdr, iovec and control
  * region in one ArrayBuffer; the vectored and low-level calls use a general msghdr and a growable
@@ -24,6 +24,7 @@ import { CmsgCursor } from "./cmsg/parse.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
+import { viewByteLength } from "./intrinsics.ts";
 import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
@@ -121,7 +122,7 @@ class IovecArray {
    */
   set(i: number, buf: Uint8Array): void {
     const at = i * IOV.size;
-    const len = buf.byteLength;
+    const len = viewByteLength(buf); // the built-in getter: see src/intrinsics.ts
     writeUnsigned(this.view, at, IOV.base, len > 0 ? ptr(buf) : 0);
     writeUnsigned(this.view, at, IOV.len, len);
   }
@@ -170,16 +171,199 @@ export interface RecvOutcome {
   dataTruncated: boolean;
 }
 
-/** One per thread: the preallocated buffers of every send and receive. */
-class Engine {
-  // ---- send side ----
-  /** The scalar send path's msghdr + iovec + control region; its control region also serves send(). */
-  readonly #sendBlock = new MsgBlock(bufferSizeForRights(abi, abi.maxFdsPerSend));
-  readonly #sendHdr = new Header();
-  readonly #sendIov = new IovecArray(4);
+/**
+ * The send side's buffers (msghdr + iovec + control block, general header, iovec array) and the
+ * steps of every send. One Sender serves one send at a time; see Engine.#sendWith for reentrancy.
+ */
+class Sender {
+  /** The scalar send path's msghdr + iovec + control region; its control region also serves sendMany(). */
+  readonly #block = new MsgBlock(bufferSizeForRights(abi, abi.maxFdsPerSend));
+  readonly #hdr = new Header();
+  readonly #iov = new IovecArray(4);
   /** The fd count the SCM_RIGHTS header in the send control region currently describes, and its CMSG_SPACE. */
   #stagedCount = -1;
   #stagedSpace = 0;
+
+  /**
+   * Step 1 of every send with fds: writes one SCM_RIGHTS message for `fds` at the start of the
+   * control region and returns its CMSG_SPACE (0 for null: no control data at all; an empty list
+   * gives a header-only message). This is where user code can run (an `{ fd }` getter): the fd
+   * numbers are resolved straight into this Sender's slots, which no other send touches meanwhile
+   * (a send made from the getter gets its own Sender). Callers stage FIRST and only then read the
+   * socket's number and take payload addresses: a getter that moves or detaches the payload's
+   * storage, or closes the socket, then changes nothing already taken. Throws for a closed OwnedFd
+   * or a non-fd, before any syscall. The header and tail padding are rewritten only when the count
+   * changes — every other byte of the message is one of the slots just written.
+   */
+  #stageRights(fds: readonly FdLike[] | null): number {
+    if (fds === null) return 0;
+    const n = fds.length; // read once: a getter that grows the list changes nothing
+    if (n > abi.maxFdsPerSend) throw tooManyFds(n);
+    const blk = this.#block;
+    const I = blk.i32;
+    const first = blk.controlWord + CMSG_DATA_W;
+    for (let i = 0; i < n; i++) I[first + i] = fdAt(fds, i, "fds");
+    // An odd count leaves a padding word after the last slot (8-byte cmsg alignment); a staging that
+    // threw part-way through a longer list may have written an fd number there. Keep it zero.
+    if (ODD_COUNT_PADS && (n & 1) === 1) I[first + n] = 0;
+    return n === this.#stagedCount ? this.#stagedSpace : this.#restage(n);
+  }
+
+  /** Rewrites the SCM_RIGHTS header and tail padding for a new fd count (out of line: the hot path reuses them). */
+  #restage(n: number): number {
+    const blk = this.#block;
+    const I = blk.i32;
+    const at = blk.controlWord;
+    const space = cmsgSpace(abi, n * 4);
+    // The header words other than len/level/type (glibc's high half of cmsg_len, musl's pad) were
+    // zeroed at construction and are never written.
+    I[at + CMSG_LEN_W] = cmsgLen(abi, n * 4);
+    I[at + CMSG_LEVEL_W] = K.SOL_SOCKET;
+    I[at + CMSG_TYPE_W] = K.SCM_RIGHTS;
+    for (let w = at + CMSG_DATA_W + n, end = at + (space >> 2); w < end; w++) I[w] = 0;
+    this.#stagedCount = n;
+    this.#stagedSpace = space;
+    return space;
+  }
+
+  /** One sendmsg of a single buffer with `fds` (the scalar methods), entirely in the block. */
+  sendOne(socket: { readonly fd: number }, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
+    const control = this.#stageRights(fds);
+    const sock = socket.fd; // after the fd getters (see #stageRights)
+    const blk = this.#block;
+    blk.setBuffer(data);
+    blk.setControl(control);
+    if (NOSIGPIPE_OPTION) noSigpipe(sock);
+    const r = sendmsg(sock, blk.address, SEND_FLAGS | extraFlags);
+    keepAlive(data);
+    return r;
+  }
+
+  /** One sendmsg gathering `buffers` with `fds` (the vectored methods). */
+  sendMany(socket: { readonly fd: number }, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
+    const control = this.#stageRights(fds);
+    const sock = socket.fd; // after the fd getters (see #stageRights)
+    const nb = this.#aim(buffers);
+    const r = this.#sendmsg(sock, nb, control > 0 ? this.#block.address + this.#block.controlOffset : 0, control, extraFlags);
+    keepAlive(buffers);
+    return r;
+  }
+
+  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll). */
+  sendRange(sock: number, data: Uint8Array, start: number, extraFlags: number): number {
+    const blk = this.#block;
+    blk.setRange(data, start);
+    blk.setControl(0);
+    const r = this.#sendmsgAt(sock, blk.address, extraFlags);
+    keepAlive(data);
+    return r;
+  }
+
+  /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). */
+  sendControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
+    const nb = this.#aim(buffers);
+    const address = control !== null && controlLen > 0 ? ptr(control) : 0;
+    const r = this.#sendmsg(sock, nb, address, controlLen, extraFlags);
+    keepAlive(buffers, control);
+    return r;
+  }
+
+  /** Points the iovec array at `buffers` (engine-made plain views: no user code runs here). */
+  #aim(buffers: readonly Uint8Array[]): number {
+    const iov = this.#iov;
+    const nb = buffers.length;
+    iov.ensure(nb);
+    for (let i = 0; i < nb; i++) iov.set(i, buffers[i]!);
+    return nb;
+  }
+
+  /** sendmsg through the general header (caller iovec list). */
+  #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number): number {
+    const h = this.#hdr;
+    h.fill(this.#iov, iovlen, control, controllen);
+    return this.#sendmsgAt(sock, h.address, extraFlags);
+  }
+
+  /** sendmsg(2) of a prepared msghdr, EINTR retried; errno is read right after the failing call. */
+  #sendmsgAt(sock: number, header: Pointer, extraFlags: number): number {
+    if (NOSIGPIPE_OPTION) noSigpipe(sock);
+    return sendmsg(sock, header, SEND_FLAGS | extraFlags);
+  }
+}
+
+/** Apple: sockets that already have SO_NOSIGPIPE (no MSG_NOSIGNAL there). */
+const nosigpipeDone = new Set<number>();
+
+/** The option sticks to the socket; set it before its first send. */
+function noSigpipe(sock: number): void {
+  if (nosigpipeDone.has(sock)) return;
+  setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
+  nosigpipeDone.add(sock);
+}
+
+/** One per thread: the preallocated buffers of every send and receive. */
+class Engine {
+  // ---- send side ----
+  /**
+   * The thread's Sender, and whether a send is using it. User code runs inside a send (an `{ fd }`
+   * getter, a socket subclass's `fd`); a send it makes — on this socket or another — must not write
+   * into the buffers of the send that called it (it would change which fds that one delivers), so it
+   * gets a Sender of its own (allocated: reentrancy is rare and never on the hot path).
+   */
+  readonly #sender = new Sender();
+  #sending = false;
+
+  /**
+   * One sendmsg of `data` with one SCM_RIGHTS message for `fds` (null: no control data). Resolves the
+   * fd list first (user code may run), then reads `socket.fd`, then takes the payload's address.
+   */
+  sendOne(socket: { readonly fd: number }, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
+    if (this.#sending) return new Sender().sendOne(socket, data, fds, extraFlags);
+    this.#sending = true;
+    try {
+      return this.#sender.sendOne(socket, data, fds, extraFlags);
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  /** sendOne() gathering several buffers (the vectored sends). */
+  sendMany(socket: { readonly fd: number }, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
+    if (this.#sending) return new Sender().sendMany(socket, buffers, fds, extraFlags);
+    this.#sending = true;
+    try {
+      return this.#sender.sendMany(socket, buffers, fds, extraFlags);
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll). Runs no user code. */
+  sendRange(sock: number, data: Uint8Array, start: number, extraFlags: number): number {
+    if (this.#sending) return new Sender().sendRange(sock, data, start, extraFlags);
+    this.#sending = true;
+    try {
+      return this.#sender.sendRange(sock, data, start, extraFlags);
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). Runs no user code. */
+  sendControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
+    if (this.#sending) return new Sender().sendControl(sock, buffers, control, controlLen, extraFlags);
+    this.#sending = true;
+    try {
+      return this.#sender.sendControl(sock, buffers, control, controlLen, extraFlags);
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  /** Forget the SO_NOSIGPIPE memo for an fd number that is being closed (its number may be reused). */
+  forget(sock: number): void {
+    if (nosigpipeDone.size > 0) nosigpipeDone.delete(sock);
+  }
 
   // ---- receive side ----
   /** The scalar receive path's msghdr + iovec + control region (sized for the fixed budget). */
@@ -196,7 +380,6 @@ class Engine {
   #recvCtlDirty = 0;
   /** receiveControlSize for maxFds <= a fixed budget: the same for every call. */
   readonly #fixedControlSize = abi.fdBudget.kind === "fixed" ? receiveControlSize(abi, 0, abi.fdBudget.fds) : -1;
-  readonly #nosigpipeDone = new Set<number>();
 
   /** Outcome of the last receive (reused object: read it before the next receive). */
   readonly last: RecvOutcome = { bytesRead: 0, truncated: false, dataTruncated: false };
@@ -207,128 +390,6 @@ class Engine {
     this.#recvCtlView = new DataView(this.#recvCtl.buffer);
     this.#recvCtlI32 = new Int32Array(this.#recvCtl.buffer);
     this.#recvCtlPtr = ptr(this.#recvCtl);
-  }
-
-  // ------------------------------------------------------------------------------------------------
-  // Sending
-  // ------------------------------------------------------------------------------------------------
-
-  /**
-   * Step 1 of every send: writes one SCM_RIGHTS message for `fds` at the start of the send control
-   * region and returns its CMSG_SPACE (0 for null: no control data at all; an empty list gives a
-   * header-only message). The fd numbers are resolved straight into their slots; this is where user
-   * code can run (an `{ fd }` getter), so callers stage FIRST and only then read the socket's number
-   * and let send()/sendOne() take payload addresses: a getter that moves or detaches the payload's
-   * storage, or closes the socket, then changes nothing already taken. Throws for a closed OwnedFd or
-   * a non-fd, before any syscall. The header and tail padding are rewritten only when the count
-   * changes — every other byte of the message is one of the slots just written. The staged message is
-   * valid until the next stageRights(): call send()/sendOne() right after.
-   */
-  stageRights(fds: readonly FdLike[] | null): number {
-    if (fds === null) return 0;
-    const n = fds.length;
-    if (n > abi.maxFdsPerSend) throw tooManyFds(n);
-    const blk = this.#sendBlock;
-    const I = blk.i32;
-    const first = blk.controlWord + CMSG_DATA_W;
-    for (let i = 0; i < n; i++) I[first + i] = fdAt(fds, i, "fds");
-    // An odd count leaves a padding word after the last slot (8-byte cmsg alignment); a staging that
-    // threw part-way through a longer list may have written an fd number there. Keep it zero.
-    if (ODD_COUNT_PADS && (n & 1) === 1) I[first + n] = 0;
-    return n === this.#stagedCount ? this.#stagedSpace : this.#restage(n);
-  }
-
-  /** Rewrites the SCM_RIGHTS header and tail padding for a new fd count (out of line: the hot path reuses them). */
-  #restage(n: number): number {
-    const blk = this.#sendBlock;
-    const I = blk.i32;
-    const at = blk.controlWord;
-    const space = cmsgSpace(abi, n * 4);
-    // The header words other than len/level/type (glibc's high half of cmsg_len, musl's pad) were
-    // zeroed at construction and are never written.
-    I[at + CMSG_LEN_W] = cmsgLen(abi, n * 4);
-    I[at + CMSG_LEVEL_W] = K.SOL_SOCKET;
-    I[at + CMSG_TYPE_W] = K.SCM_RIGHTS;
-    for (let w = at + CMSG_DATA_W + n, end = at + (space >> 2); w < end; w++) I[w] = 0;
-    this.#stagedCount = n;
-    this.#stagedSpace = space;
-    return space;
-  }
-
-  /**
-   * Step 2: one sendmsg of `buffers` with the message stageRights() just returned `controlLength` for.
-   * Returns bytes accepted. No user code runs between taking the buffers' addresses and the syscall.
-   */
-  send(sock: number, buffers: readonly Uint8Array[], controlLength: number, extraFlags: number): number {
-    const iov = this.#sendIov;
-    const nb = buffers.length;
-    iov.ensure(nb);
-    for (let i = 0; i < nb; i++) iov.set(i, buffers[i]!);
-    const r = this.#sendmsg(sock, nb, this.#sendBlock.address + this.#sendBlock.controlOffset, controlLength, extraFlags);
-    keepAlive(buffers);
-    return r;
-  }
-
-  /**
-   * stageRights(fds) + send() of a single buffer (the scalar methods), entirely in the send block:
-   * stages first, then reads `socket.fd`, then takes the payload's address (see stageRights).
-   */
-  sendOne(socket: { readonly fd: number }, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
-    const control = this.stageRights(fds);
-    const sock = socket.fd;
-    const blk = this.#sendBlock;
-    blk.setBuffer(data);
-    blk.setControl(control);
-    if (NOSIGPIPE_OPTION) this.#noSigpipe(sock);
-    const r = sendmsg(sock, blk.address, SEND_FLAGS | extraFlags);
-    keepAlive(data);
-    return r;
-  }
-
-  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll). */
-  sendRange(sock: number, data: Uint8Array, start: number, extraFlags: number): number {
-    const blk = this.#sendBlock;
-    blk.setRange(data, start);
-    blk.setControl(0);
-    const r = this.#sendmsgAt(sock, blk.address, extraFlags);
-    keepAlive(data);
-    return r;
-  }
-
-  /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). */
-  sendControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
-    const iov = this.#sendIov;
-    iov.ensure(buffers.length);
-    for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
-    const address = control !== null && controlLen > 0 ? ptr(control) : 0;
-    const r = this.#sendmsg(sock, buffers.length, address, controlLen, extraFlags);
-    keepAlive(buffers, control);
-    return r;
-  }
-
-  /** sendmsg through the general header (caller iovec list). */
-  #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number): number {
-    const h = this.#sendHdr;
-    h.fill(this.#sendIov, iovlen, control, controllen);
-    return this.#sendmsgAt(sock, h.address, extraFlags);
-  }
-
-  /** sendmsg(2) of a prepared msghdr, EINTR retried; errno is read right after the failing call. */
-  #sendmsgAt(sock: number, header: Pointer, extraFlags: number): number {
-    if (NOSIGPIPE_OPTION) this.#noSigpipe(sock);
-    return sendmsg(sock, header, SEND_FLAGS | extraFlags);
-  }
-
-  /** Apple: no MSG_NOSIGNAL. The option sticks to the socket; set it before its first send. */
-  #noSigpipe(sock: number): void {
-    if (this.#nosigpipeDone.has(sock)) return;
-    setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
-    this.#nosigpipeDone.add(sock);
-  }
-
-  /** Forget the SO_NOSIGPIPE memo for an fd number that is being closed (its number may be reused). */
-  forget(sock: number): void {
-    if (this.#nosigpipeDone.size > 0) this.#nosigpipeDone.delete(sock);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -344,7 +405,7 @@ class Engine {
   }
 
   /**
-   * The high-level receive pipeline (crate spec §4.1). Returns the kept fds (at most maxFds, or exactly
+   * The high-level receive pipeline (docs/design.md, "Receive and send pipelines"). Returns the kept fds (at most maxFds, or exactly
    * maxFds when `exact`); closes everything else before returning or throwing. `bytesRead` holds the
    * payload length afterwards.
    */
@@ -469,15 +530,16 @@ class Engine {
     iov.ensure(buffers.length);
     for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
     const h = this.#recvHdr;
-    const ctlAddr = control.byteLength > 0 ? ptr(control) : 0;
-    h.fill(iov, buffers.length, ctlAddr, control.byteLength);
+    const ctlSize = viewByteLength(control);
+    const ctlAddr = ctlSize > 0 ? ptr(control) : 0;
+    h.fill(iov, buffers.length, ctlAddr, ctlSize);
     const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
     keepAlive(buffers, control);
     const msgFlags = h.view.getInt32(M.flags.offset, true);
     this.last.bytesRead = n;
     this.last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
     this.last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
-    const written = Math.min(readUnsigned(h.view, 0, M.controllen), control.byteLength);
+    const written = Math.min(readUnsigned(h.view, 0, M.controllen), ctlSize);
     h.invalidateControllen();
     return written;
   }

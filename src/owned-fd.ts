@@ -5,7 +5,9 @@
  * close() closes it exactly once (idempotent); release() hands the number back to the caller, who then
  * owns it. After either, `fd` throws ERR_UA_CLOSED, so a stale number is never used by mistake. A
  * FinalizationRegistry closes fds whose OwnedFd was dropped unclosed — a safety net only (it never
- * runs at process exit and the GC cannot see fd pressure); it warns when UNIX_ANCILLARY_DEBUG is set.
+ * runs at process exit and the GC cannot see fd pressure). With UNIX_ANCILLARY_DEBUG set, every OwnedFd
+ * records where it was created and the net emits a process warning (code UA_FD_LEAKED) naming that
+ * site, so a missing close() can be found.
  *
  * Registration is deferred to the next event-loop turn (setImmediate) or to every 256 new objects: an
  * OwnedFd closed before then — the receive-use-close hot path, also across the `await` of an async
@@ -18,10 +20,24 @@ import { describe } from "./cmsg/sizes.ts";
 
 const debug = !!process.env.UNIX_ANCILLARY_DEBUG;
 
-const leakNet = new FinalizationRegistry<number>((fd) => {
-  if (debug) console.warn(`unix-ancillary: fd ${fd} was garbage-collected without close(); closing it now`);
-  closeFd(fd);
+/** Debug mode only: the stack at each OwnedFd's creation, handed to the leak net with the fd. */
+const creationSites: WeakMap<OwnedFd, string> | null = debug ? new WeakMap() : null;
+type Leaked = number | { readonly fd: number; readonly site: string };
+
+const leakNet = new FinalizationRegistry<Leaked>((held) => {
+  if (typeof held === "number") return closeFd(held);
+  closeFd(held.fd);
+  process.emitWarning(`fd ${held.fd} was garbage-collected without close(); closed it now. It was created at:\n${held.site}`, {
+    type: "UnixAncillaryWarning",
+    code: "UA_FD_LEAKED",
+  });
 });
+
+function creationSite(): string {
+  const stack = new Error().stack ?? "";
+  // drop "Error" and the library's own frames so the first line is the caller's
+  return stack.split("\n").slice(1).filter((l) => !l.includes("/src/owned-fd.ts") && !l.includes("/src/msg-io.ts")).join("\n") || stack;
+}
 
 /** Anything that lends an fd for the duration of a call: a number, an OwnedFd, or an object with a numeric `fd`. */
 export type FdLike = number | OwnedFd | { readonly fd: number };
@@ -132,6 +148,7 @@ export class OwnedFd implements Disposable {
   constructor(fd: number, token: typeof INTERNAL | typeof INTERNAL_BATCH) {
     if (token !== INTERNAL && token !== INTERNAL_BATCH) throw new TypeError("Illegal constructor: use OwnedFd.from(fd)");
     this.#fd = fd;
+    if (creationSites !== null) creationSites.set(this, creationSite());
     // a batch is pushed onto the pending stack as a whole by adoptSlots()
     if (token === INTERNAL) enqueue(this);
   }
@@ -140,7 +157,8 @@ export class OwnedFd implements Disposable {
   _enroll(): void {
     if (this.#fd >= 0 && !this.#enrolled) {
       this.#enrolled = true;
-      leakNet.register(this, this.#fd, this);
+      const site = creationSites?.get(this);
+      leakNet.register(this, site === undefined ? this.#fd : { fd: this.#fd, site }, this);
     }
   }
 

@@ -293,6 +293,16 @@ export function getpeername(fd: number): SocketAddress {
   return decodeAddress(lenBuf[0]!);
 }
 
+/**
+ * The socket's address family (AF_UNIX, AF_INET, ...): SO_DOMAIN where the platform has it, else the
+ * family getsockname reports (an unbound AF_UNIX socket still reports AF_UNIX).
+ */
+export function socketDomain(fd: number): number {
+  if (K.SO_DOMAIN >= 0) return getsockoptInt(fd, K.SOL_SOCKET, K.SO_DOMAIN);
+  const a = getsockname(fd);
+  return a.family === "unix" ? K.AF_UNIX : a.family === "ipv4" ? K.AF_INET : a.family === "ipv6" ? K.AF_INET6 : a.domain;
+}
+
 export function shutdown(fd: number, how: number): void {
   retry("shutdown", () => libc.shutdown(fd, how));
 }

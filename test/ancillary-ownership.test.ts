@@ -1,6 +1,6 @@
 /**
- * Low-level ownership regressions: crate §5.2 (tests/ancillary_ownership.rs, all 10 cases) plus the
- * audit pitfalls of §7 (stale send fds, partial iteration, `using`, drain-once, failed receive, clear()
+ * Low-level ownership regressions: the Rust crate's tests/ancillary_ownership.rs (all 10 cases) plus the
+ * classic pitfalls (stale send fds, partial iteration, `using`, drain-once, failed receive, clear()
  * on an iterator the caller still holds). Every check counts open fds (test/helpers/fds.ts).
  *
  * Where the crate relies on "drop everything, count equals baseline", disposing the SocketAncillary at
@@ -14,7 +14,7 @@ import { OwnedFd } from "../src/owned-fd.ts";
 import { UnixStream } from "../src/socket.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "../src/errors.ts";
 import { abi } from "../src/platform/index.ts";
-import { countOpenFds, fdTarget, openFds } from "./helpers/fds.ts";
+import { fdTarget, fdSnapshot, expectNewFds, expectNoNewFds, type FdSnapshot } from "./helpers/fds.ts";
 import { closeRaw, hasCloexec, isOpen, openRaw, setNonblocking } from "./fixtures/libc.ts";
 
 function devNull(): OwnedFd {
@@ -58,7 +58,7 @@ interface Ctx {
   file: OwnedFd;
   anc: SocketAncillary;
   /** open-fd count right before the first receive (sockets and file open, nothing received) */
-  preRecv: number;
+  preRecv: FdSnapshot;
 }
 
 /**
@@ -68,29 +68,29 @@ interface Ctx {
  * preRecv before the buffer is disposed), or null to skip that intermediate check.
  */
 function checkCleanup(action: (c: Ctx) => number | null, after?: (c: Ctx) => void): void {
-  const baseline = openFds();
+  const baseline = fdSnapshot();
   const [tx, rx] = UnixStream.pair();
   const file = devNull();
   const anc = new SocketAncillary(new Uint8Array(128));
   expect(tx.sendFdsSync("x", [file, file, file])).toBe(1);
-  const preRecv = countOpenFds();
+  const preRecv = fdSnapshot();
   const r = cmsgRecvmsg(rx, [new Uint8Array(1)], anc);
   expect(r).toEqual({ bytesRead: 1, truncated: false, dataTruncated: false });
-  expect(countOpenFds()).toBe(preRecv + 3);
+  expectNewFds(preRecv, 3);
   const ctx = { tx, rx, file, anc, preRecv };
   const held = action(ctx);
-  if (held !== null) expect(countOpenFds()).toBe(preRecv + held);
+  if (held !== null) expectNewFds(preRecv, held);
   after?.(ctx);
   anc[Symbol.dispose]();
   tx.close();
   rx.close();
   file.close();
-  expect(openFds()).toEqual(baseline); // "unconsumed received descriptors leaked"
+  expectNoNewFds(baseline); // "unconsumed received descriptors leaked"
 }
 
-describe("crate §5.2 ancillary_ownership", () => {
+describe("ancillary_ownership (Rust crate parity)", () => {
   test("1. send_buffer_never_yields_owners", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const file = devNull();
     const n = file.fd;
     {
@@ -104,11 +104,11 @@ describe("crate §5.2 ancillary_ownership", () => {
     expect(isOpen(n)).toBe(true);
     expect(fdTarget(n)).toBe("/dev/null");
     file.close();
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("2. receive_messages_are_consumed_once", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();
     const file = devNull();
     const anc = new SocketAncillary(new Uint8Array(128));
@@ -128,7 +128,7 @@ describe("crate §5.2 ancillary_ownership", () => {
     tx.close();
     rx.close();
     file.close();
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("3. dropping_receive_buffer_closes_unread_fds", () => {
@@ -229,7 +229,7 @@ describe("crate §5.2 ancillary_ownership", () => {
 
   for (let offset = 0; offset <= abi.cmsg.align; offset++) {
     test(`10. unaligned_buffers_roundtrip at offset ${offset} (two addFds calls, FD_CLOEXEC on arrival)`, () => {
-      const baseline = openFds();
+      const baseline = fdSnapshot();
       const [tx, rx] = UnixStream.pair();
       const file = devNull();
       const sendStore = new Uint8Array(128 + offset);
@@ -240,13 +240,13 @@ describe("crate §5.2 ancillary_ownership", () => {
       expect(cmsgSendmsg(tx, ["x"], send)).toBe(1);
       const recvStore = new Uint8Array(128 + offset);
       const recv = new SocketAncillary(recvStore.subarray(offset));
-      const preRecv = countOpenFds();
+      const preRecv = fdSnapshot();
       const r = cmsgRecvmsg(rx, [new Uint8Array(1)], recv);
       expect(r.bytesRead).toBe(1);
       expect(r.truncated).toBe(false);
       const fds = drainAll(recv);
       expect(fds.length).toBe(2);
-      expect(countOpenFds()).toBe(preRecv + 2);
+      expectNewFds(preRecv, 2);
       for (const fd of fds) {
         expect(hasCloexec(fd.fd)).toBe(true);
         expect(fdTarget(fd.fd)).toBe("/dev/null");
@@ -260,14 +260,14 @@ describe("crate §5.2 ancillary_ownership", () => {
       tx.close();
       rx.close();
       file.close();
-      expect(openFds()).toEqual(baseline);
+      expectNoNewFds(baseline);
     });
   }
 });
 
-describe("audit §7 pitfalls", () => {
+describe("classic ownership pitfalls", () => {
   test("send buffer refuses after a staged OwnedFd was closed (ERR_UA_STALE_FD), and after its number was reused", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();
     setNonblocking(rx.fd);
     const file = devNull();
@@ -298,7 +298,7 @@ describe("audit §7 pitfalls", () => {
     zeroOwned.close();
     tx.close();
     rx.close();
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("send buffer refuses when a staged { fd } object now lends a different number", () => {
@@ -349,21 +349,21 @@ describe("audit §7 pitfalls", () => {
   });
 
   test("`using` on SocketAncillary closes unread fds", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();
     const file = devNull();
     tx.sendFdsSync("x", [file, file]);
-    const preRecv = countOpenFds();
+    const preRecv = fdSnapshot();
     {
       using anc = new SocketAncillary(new Uint8Array(128));
       cmsgRecvmsg(rx, [new Uint8Array(1)], anc);
-      expect(countOpenFds()).toBe(preRecv + 2);
+      expectNewFds(preRecv, 2);
     }
-    expect(countOpenFds()).toBe(preRecv);
+    expectNoNewFds(preRecv);
     tx.close();
     rx.close();
     file.close();
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("clear() closes the remaining fds of a rights iterator the caller still holds (yielded ones stay open)", () => {

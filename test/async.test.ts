@@ -1,5 +1,5 @@
 /**
- * Async API tests: crate spec §5.7 (tests/async_fd.rs, all 11 cases) plus what the crate never tested:
+ * Async API tests: the Rust crate's test suite (tests/async_fd.rs, all 11 cases) plus what the crate never tested:
  * FIFO completion order, non-interleaving sends, AbortSignal before/during/after, close() while
  * pending, 1,000 concurrent pending receives, an accept loop under 200 concurrent connects, and a
  * 1 MiB sendFdsAll to a slow reader with a responsive event loop. Every test counts fds
@@ -14,18 +14,16 @@ import { closeSync, openSync, readSync, unlinkSync, writeFileSync, writeSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  OwnedFd,
   UnixAncillaryError,
   UnixDatagram,
   UnixListener,
   UnixSeqpacket,
   UnixSeqpacketListener,
   UnixStream,
-  type ReceivedFds,
 } from "../src/index.ts";
 import { K } from "../src/platform/index.ts";
 import * as sys from "../src/sys.ts";
-import { countOpenFds, expectNoFdLeak, fdTarget } from "./helpers/fds.ts";
+import { fdTarget, fdSnapshot, expectNewFds, expectNoNewFds, expectNoFdLeak } from "./helpers/fds.ts";
 
 // ---- helpers --------------------------------------------------------------------------------------
 
@@ -109,10 +107,6 @@ async function stillPending(p: Promise<unknown>, ms = 30): Promise<boolean> {
   return !settled;
 }
 
-function closeReceived(r: ReceivedFds | { fds: OwnedFd[] }): void {
-  for (const f of r.fds) f.close();
-}
-
 function pattern(n: number, seed = 0): Uint8Array {
   const u = new Uint8Array(n);
   for (let i = 0; i < n; i++) u[i] = (i * 31 + seed) & 0xff;
@@ -146,9 +140,9 @@ afterAll(() => {
   }
 });
 
-// ---- crate §5.7: tests/async_fd.rs ------------------------------------------------------------------
+// ---- the Rust crate's tests/async_fd.rs ------------------------------------------------------------------
 
-describe("crate §5.7 async_fd", () => {
+describe("async_fd (Rust crate parity)", () => {
   test("1 async_stream_send_recv_fd: payload and a file fd whose contents read back", async () => {
     await expectNoFdLeak(async () => {
       const [a, b] = UnixStream.pair();
@@ -173,11 +167,11 @@ describe("crate §5.7 async_fd", () => {
       const [a, b] = UnixStream.pair();
       const fds = [devNull(), devNull(), devNull()];
       await a.sendFds("three", fds);
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const got = await b.recvFds(1);
       expect(text(got.data)).toBe("three");
       expect(got.fds).toHaveLength(1);
-      expect(countOpenFds()).toBe(before + 1); // only the delivered one is open
+      expectNewFds(before, 1); // only the delivered one is open
       got[Symbol.dispose]();
       fds.forEach((f) => closeSync(f));
       a.close();
@@ -502,12 +496,12 @@ describe("abort", () => {
       const reason = new Error("why");
       const ac = new AbortController();
       ac.abort(reason);
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const e = await expectUaError(() => b.recvFds(1, { signal: ac.signal }), "ERR_UA_ABORTED");
       expect(e.cause).toBe(reason);
       expect(e.kind).toBe("Aborted");
       await expectUaError(() => b.recvFdsInto(1, new Uint8Array(8), { signal: ac.signal }), "ERR_UA_ABORTED");
-      expect(countOpenFds()).toBe(before); // nothing was received
+      expectNoNewFds(before); // nothing was received
       const got = await within(b.recvFds(1), 1000, "next recvFds");
       expect(text(got.data)).toBe("kept");
       expect(got.fds).toHaveLength(1);
@@ -526,13 +520,13 @@ describe("abort", () => {
       const [a, b] = UnixStream.pair();
       const fd = devNull();
       const ac = new AbortController();
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const p = b.recvFds(1, { signal: ac.signal });
       expect(await stillPending(p, 20)).toBe(true);
       ac.abort("stop");
       const e = await expectUaError(() => within(p, 1000, "aborted recvFds"), "ERR_UA_ABORTED");
       expect(e.cause).toBe("stop");
-      expect(countOpenFds()).toBe(before);
+      expectNoNewFds(before);
       await Bun.sleep(10);
       await a.sendFds("after", [fd]);
       const got = await within(b.recvFds(1), 2000, "recvFds after abort");
@@ -796,7 +790,8 @@ describe("scale", () => {
       // ≥ 32 reads × 5 ms: the send had to wait for the reader, and the loop kept running meanwhile.
       expect(elapsed).toBeGreaterThan(100);
       expect(ticks).toBeGreaterThanOrEqual(10);
-      expect(maxGap).toBeLessThan(250); // generous: a blocked loop would show a gap ≈ the whole transfer
+      // a blocked loop would show one gap ≈ the whole transfer; compared with the run's own length, not a clock budget
+      expect(maxGap).toBeLessThan(elapsed / 2);
       closeSync(fd);
       a.close();
       b.close();

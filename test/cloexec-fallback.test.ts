@@ -11,10 +11,10 @@ import { cloexecFallback } from "../src/msg-io.ts";
 import { adopt, closeAll } from "../src/owned-fd.ts";
 import { fcntl, getCloexec } from "../src/sys.ts";
 import { K } from "../src/platform/index.ts";
-import { openFds } from "./helpers/fds.ts";
+import { fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
 
 test("the fallback sets FD_CLOEXEC on fds that arrived inheritable", () => {
-  const baseline = openFds();
+  const baseline = fdSnapshot();
   const file = openSync("/dev/null", "r");
   const [a, b] = UnixStream.pair();
   a.sendFdsSync("x", [file, file]);
@@ -29,7 +29,7 @@ test("the fallback sets FD_CLOEXEC on fds that arrived inheritable", () => {
   a.close();
   b.close();
   closeAll([adopt(file)]);
-  expect(openFds()).toEqual(baseline);
+  expectNoNewFds(baseline);
 });
 
 test("a failure is thrown as a SystemError so the receive can close the batch", () => {

@@ -1,7 +1,7 @@
 /**
- * Pure codec unit tests for the running ABI (no socket, no kernel): sizing (crate spec §2.1, checklist
- * 2/3), the encoder (§2.2, checklist 5–9), the parser rules of §2.3 one at a time with hand-built bytes,
- * and the platform clamp unit test 5.1.1.
+ * Pure codec unit tests for the running ABI (no socket, no kernel): sizing (docs/design.md, "Wire format"),
+ * the encoder, the parser rules one at a time with hand-built bytes,
+ * and the platform RLIMIT clamp.
  */
 import { describe, expect, test } from "bun:test";
 import { abi } from "../src/platform/index.ts";
@@ -297,7 +297,7 @@ describe("encoder", () => {
   });
 });
 
-describe("parser rules (crate spec §2.3)", () => {
+describe("parser rules (docs/design.md, Wire format)", () => {
   test("terminates on every small/huge cmsg_len at offsets 0..8 (child process, 20 s limit)", () => {
     checkTerminationInChild(7, 2000);
   });
@@ -450,7 +450,7 @@ describe("parser rules (crate spec §2.3)", () => {
 });
 
 describe("platform unit tests (crate 5.1)", () => {
-  test("5.1.1 clamp_nofile maps special and out-of-range values", () => {
+  test("clamp_nofile maps special and out-of-range values", () => {
     expect(clampNofile(0)).toBe(253);
     expect(clampNofile(10)).toBe(253);
     expect(clampNofile(253)).toBe(253);

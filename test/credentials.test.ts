@@ -1,5 +1,5 @@
 /**
- * Credentials (Linux): crate §5.3 (tests/credentials.rs, 5 cases), peerCredentials on a socketpair,
+ * Credentials (Linux): the Rust crate's tests/credentials.rs (5 cases), peerCredentials on a socketpair,
  * and SO_PASSRIGHTS (Linux >= 6.16): with it off, the kernel refuses SCM_RIGHTS sent to the socket
  * (the sender's sendmsg fails with EPERM) while data-only sends still work.
  */
@@ -22,7 +22,7 @@ import {
   UnixStream,
 } from "../src/index.ts";
 import { abi } from "../src/platform/index.ts";
-import { countOpenFds, fdTarget, openFds } from "./helpers/fds.ts";
+import { fdTarget, fdSnapshot, expectNewFds, expectNoNewFds } from "./helpers/fds.ts";
 import { openRaw, setNonblocking } from "./fixtures/libc.ts";
 
 const linux = abi.os === "linux";
@@ -57,9 +57,9 @@ function kernelVersion(): [number, number] {
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
 }
 
-describe.if(linux)("crate §5.3 credentials", () => {
+describe.if(linux)("credentials (Rust crate parity)", () => {
   test("1. fds_and_credentials_arrive_from_one_recvmsg", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();
     const [other, otherPeer] = UnixStream.pair();
     setPassCred(rx, true);
@@ -82,7 +82,7 @@ describe.if(linux)("crate §5.3 credentials", () => {
     expect(got.creds[0]!.equals(ScmCredentials.forThisProcess())).toBe(true);
     got.fds.forEach((f) => f.close());
     for (const s of [tx, rx, other, otherPeer]) s.close();
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("2. kernel_supplies_credentials_when_sender_sends_none", () => {
@@ -122,21 +122,21 @@ describe.if(linux)("crate §5.3 credentials", () => {
     ["5. maximum_rights_with_automatic_credentials_datagram", () => UnixDatagram.pair()],
   ] as const) {
     test(`${name} (${abi.maxFdsPerSend} fds)`, () => {
-      const baseline = openFds();
+      const baseline = fdSnapshot();
       const [tx, rx] = make();
       setPassCred(rx, true);
       const file = devNull();
       const max = abi.maxFdsPerSend;
       expect(tx.sendFdsSync("x", Array(max).fill(file))).toBe(1);
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const got = rx.recvFdsExactSync(max);
       expect(got.fds.length).toBe(max);
-      expect(countOpenFds()).toBe(before + max);
+      expectNewFds(before, max);
       got[Symbol.dispose]();
       file.close();
       tx.close();
       rx.close();
-      expect(openFds()).toEqual(baseline);
+      expectNoNewFds(baseline);
     });
   }
 
@@ -206,7 +206,7 @@ describe.if(linux)("SO_PASSRIGHTS", () => {
   const supported = !emulated && (major > 6 || (major === 6 && minor >= 16));
 
   test.if(supported)(`setPassRights(rx, false) makes fd sends fail with EPERM; data-only sends still work (kernel ${major}.${minor})`, () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     for (const make of [() => UnixStream.pair(), () => UnixDatagram.pair()] as const) {
       const [tx, rx] = make();
       setNonblocking(rx.fd);
@@ -249,7 +249,7 @@ describe.if(linux)("SO_PASSRIGHTS", () => {
       tx.close();
       rx.close();
     }
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test.if(!supported)(`setPassRights throws ERR_UA_UNSUPPORTED on kernel ${major}.${minor}${emulated ? " under qemu-user" : ""}`, () => {

@@ -18,7 +18,7 @@ import {
   UnixDatagram,
   UnixStream,
 } from "../src/index.ts";
-import { openFds } from "./helpers/fds.ts";
+import { fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
 import { closeRaw, isOpen, openRaw, setNonblocking } from "./fixtures/libc.ts";
 
 function catchErr(f: () => unknown): unknown {
@@ -100,7 +100,7 @@ describe("crate messages, word for word", () => {
   });
 
   test("ERR_UA_EMPTY_PAYLOAD (InvalidInput) on every stream send, before any syscall (5.5.8, 5.6.2)", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();
     setNonblocking(rx.fd);
     const file = devNull();
@@ -126,7 +126,7 @@ describe("crate messages, word for word", () => {
     got.fds[0]!.close();
     for (const s of [tx, rx, dtx, drx]) s.close();
     file.close();
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("ERR_UA_FD_COUNT_MISMATCH (InvalidData) with the crate message", () => {
@@ -207,7 +207,7 @@ describe("SystemError", () => {
   });
 
   test("send to a closed peer: EPIPE (errno 32), the process survives (MSG_NOSIGNAL)", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();
     const file = devNull();
     rx.close();
@@ -221,11 +221,11 @@ describe("SystemError", () => {
     expect(isOpen(file.fd)).toBe(true); // the caller's fd is untouched by a failed send
     file.close();
     tx.close();
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("EAGAIN is preserved on non-blocking sockets (receive on empty, send on full)", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const [tx, rx] = UnixStream.pair();
     setNonblocking(rx.fd);
     setNonblocking(tx.fd);
@@ -251,7 +251,7 @@ describe("SystemError", () => {
     expect((err as SystemError).syscall).toBe("sendmsg");
     tx.close();
     rx.close();
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 });
 

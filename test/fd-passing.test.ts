@@ -1,5 +1,5 @@
 /**
- * Port of the crate's tests/fd_passing.rs (crate-spec §5.5: cases 1–9 and 11–17; case 10, SIGPIPE,
+ * Port of the crate's tests/fd_passing.rs (the Rust crate's test suite: cases 1–9 and 11–17; case 10, SIGPIPE,
  * lives in sigpipe.test.ts), plus seqpacket, abstract-namespace and filesystem listeners, stream EOF
  * and use-after-close. Cases 11 and 12 run the sender in a child Bun process (the socket end is its
  * fd 3) because a blocking 128 KiB send and its receiver cannot share one JS thread.
@@ -24,7 +24,7 @@ import {
   UnixSeqpacketListener,
   UnixStream,
 } from "../src/index.ts";
-import { countOpenFds } from "./helpers/fds.ts";
+import { fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
 import { getFdFlags, isOpenFd, signalMainThread, SIGWINCH, waitReadable } from "./fixtures/child-libc.ts";
 
 const decoder = new TextDecoder();
@@ -79,7 +79,7 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 
 const CHILD_SEND_ALL = join(import.meta.dir, "fixtures", "child-send-all.ts");
 
-describe("fd_passing (crate §5.5)", () => {
+describe("fd_passing", () => {
   test("1. send_recv_single_fd: data and one fd; the fd shares the open file description", () => {
     const [tx, rx] = UnixStream.pair();
     using _tx = tx;
@@ -375,14 +375,14 @@ describe("fd_passing (crate §5.5)", () => {
     try {
       const payload = "abcdefghijklmnopqrstuvwxyz";
       expect(tx.sendFdsSync(payload, [f.fd])).toBe(26);
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const e = expectUaError(() => rx.recvFdsIntoSync(0, new Uint8Array(4)), "ERR_UA_DATAGRAM_TRUNCATED", "InvalidData");
       expect(e.message).toBe(MESSAGES.datagramTruncated);
-      expect(countOpenFds()).toBe(before);
+      expectNoNewFds(before);
       // Same with a larger maxFds: the delivered fd is still closed, not handed out.
       tx.sendFdsSync(payload, [f.fd]);
       expectUaError(() => rx.recvFdsIntoSync(4, new Uint8Array(4)), "ERR_UA_DATAGRAM_TRUNCATED", "InvalidData");
-      expect(countOpenFds()).toBe(before);
+      expectNoNewFds(before);
     } finally {
       closeSync(f.fd);
     }
@@ -412,10 +412,10 @@ describe("fd_passing (crate §5.5)", () => {
     const a = tempFile("1");
     try {
       tx.sendFdsSync("one", [a.fd]);
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const e = expectUaError(() => rx.recvFdsExactSync(2), "ERR_UA_FD_COUNT_MISMATCH", "InvalidData");
       expect(e.message).toBe(MESSAGES.exactCount(2, 1));
-      expect(countOpenFds()).toBe(before);
+      expectNoNewFds(before);
     } finally {
       closeSync(a.fd);
     }
@@ -428,10 +428,10 @@ describe("fd_passing (crate §5.5)", () => {
     const fs = [tempFile("1"), tempFile("2"), tempFile("3")];
     try {
       tx.sendFdsSync("three", fs.map((f) => f.fd));
-      const before = countOpenFds();
+      const before = fdSnapshot();
       const e = expectUaError(() => rx.recvFdsExactSync(2), "ERR_UA_FD_COUNT_MISMATCH", "InvalidData");
       expect(e.message).toBe(MESSAGES.exactCount(2, 3));
-      expect(countOpenFds()).toBe(before);
+      expectNoNewFds(before);
     } finally {
       for (const f of fs) closeSync(f.fd);
     }
@@ -493,9 +493,9 @@ describe("socket kinds and addresses", () => {
     using _tx = tx;
     using _rx = rx;
     tx.sendFdsSync("0123456789", [0]);
-    const before = countOpenFds();
+    const before = fdSnapshot();
     expectUaError(() => rx.recvFdsIntoSync(1, new Uint8Array(3)), "ERR_UA_DATAGRAM_TRUNCATED", "InvalidData");
-    expect(countOpenFds()).toBe(before);
+    expectNoNewFds(before);
   });
 
   test("abstract-namespace listener: connect, accept, pass an fd; the name is freed on close", () => {

@@ -1,13 +1,13 @@
 /**
  * OwnedFd: closed exactly once, never touches a number it no longer owns, release/dup/from semantics,
- * `using`, and the FinalizationRegistry leak net (crate spec §8: "closed exactly once", "a closed state
+ * `using`, and the FinalizationRegistry leak net (docs/design.md, "Ownership rules": "closed exactly once", "a closed state
  * that makes further use throw", FinalizationRegistry only as a last-resort backstop).
  */
 import { describe, expect, test } from "bun:test";
 import { OwnedFd } from "../src/owned-fd.ts";
 import { UnixStream } from "../src/socket.ts";
 import { UnixAncillaryError } from "../src/errors.ts";
-import { fdTarget, openFds } from "./helpers/fds.ts";
+import { fdTarget, fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
 import { closeRaw, hasCloexec, isOpen, openRaw } from "./fixtures/libc.ts";
 
 function expectClosedError(f: () => unknown): void {
@@ -67,7 +67,7 @@ describe("OwnedFd", () => {
   });
 
   test("close() is idempotent and never closes a reused number", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const n = openRaw("/dev/null");
     const o = OwnedFd.from(n);
     o.close();
@@ -79,7 +79,7 @@ describe("OwnedFd", () => {
     expect(isOpen(other)).toBe(true);
     expect(fdTarget(other)).toBe("/dev/zero");
     closeRaw(other);
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("release() returns the number and ends ownership: close/dispose afterwards do nothing", () => {
@@ -94,7 +94,7 @@ describe("OwnedFd", () => {
   });
 
   test("dup() gives a distinct CLOEXEC fd on the same file; the two close independently", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const o = OwnedFd.from(openRaw("/dev/null"));
     const d = o.dup();
     expect(d).toBeInstanceOf(OwnedFd);
@@ -106,7 +106,7 @@ describe("OwnedFd", () => {
     expect(isOpen(dn)).toBe(true);
     d.close();
     expect(isOpen(dn)).toBe(false);
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("from() validates: TypeError ERR_INVALID_ARG_TYPE for non-integers, RangeError ERR_OUT_OF_RANGE for out-of-range", () => {
@@ -141,14 +141,14 @@ describe("OwnedFd", () => {
   });
 
   test("`using` closes at scope exit", () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const n = openRaw("/dev/null");
     {
       using o = OwnedFd.from(n);
       expect(o.fd).toBe(n);
     }
     expect(isOpen(n)).toBe(false);
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("`using` on a released OwnedFd leaves the number open", () => {
@@ -170,13 +170,13 @@ describe("FinalizationRegistry leak net", () => {
   }
 
   test("an OwnedFd dropped without close() is closed after GC", async () => {
-    const baseline = openFds();
+    const baseline = fdSnapshot();
     const leaked: number[] = [];
     for (let i = 0; i < 4; i++) leaked.push(leakOne("/dev/null"));
     for (const n of leaked) expect(fdTarget(n)).toBe("/dev/null");
     const closedAll = await gcUntil(() => leaked.every((n) => fdTarget(n) !== "/dev/null"));
     expect(closedAll).toBe(true);
-    expect(openFds()).toEqual(baseline);
+    expectNoNewFds(baseline);
   });
 
   test("the net is only a net: a live OwnedFd is not closed by GC", async () => {
@@ -193,7 +193,7 @@ describe("FinalizationRegistry leak net", () => {
   for (const enrolled of [false, true]) {
     const when = enrolled ? "after it joined the leak net" : "before it joined the leak net";
     test(`a closed OwnedFd that is collected later does not close a reused number (closed ${when})`, async () => {
-      const baseline = openFds();
+      const baseline = fdSnapshot();
       let n = -1;
       await (async () => {
         const o = OwnedFd.from(openRaw("/dev/null"));
@@ -206,7 +206,7 @@ describe("FinalizationRegistry leak net", () => {
       await gcUntil(() => false, 300);
       expect(fdTarget(other)).toBe("/dev/zero");
       closeRaw(other);
-      expect(openFds()).toEqual(baseline);
+      expectNoNewFds(baseline);
     });
 
     test(`a released OwnedFd that is collected later does not close the released number (released ${when})`, async () => {
@@ -226,7 +226,7 @@ describe("FinalizationRegistry leak net", () => {
 describe("closing a received batch (closeAll / dispose)", () => {
   for (const enrolled of [false, true]) {
     test(`closes exactly the fds still owned, once each, ${enrolled ? "after the batch joined the leak net" : "before the batch joined the leak net"}`, async () => {
-      const baseline = openFds();
+      const baseline = fdSnapshot();
       const [tx, rx] = UnixStream.pair();
       const sent = Array.from({ length: 6 }, () => openRaw("/dev/null"));
       tx.sendFdsSync("b", sent);
@@ -257,7 +257,7 @@ describe("closing a received batch (closeAll / dispose)", () => {
       closeRaw(released);
       tx.close();
       rx.close();
-      expect(openFds()).toEqual(baseline);
+      expectNoNewFds(baseline);
     });
   }
 

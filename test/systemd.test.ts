@@ -5,10 +5,10 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import * as net from "node:net";
-import { mkdtempSync, readlinkSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UnixDatagram, OwnedFd } from "../src/index.ts";
+import { UnixDatagram } from "../src/index.ts";
 import * as sys from "../src/sys.ts";
 import {
   listenFds,
@@ -174,4 +174,20 @@ describe("sdNotify against a fake NOTIFY_SOCKET", () => {
     process.env.NOTIFY_SOCKET = "vsock:2:1234";
     expect(() => sdNotify("READY=1")).toThrow(/vsock/);
   });
+});
+
+test("listenFds({ unsetEnvironment: false }) called twice gives one owner per fd: closing both results never closes a reused number", async () => {
+  const devNull = openSync("/dev/null", "r");
+  try {
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "listenfds-twice.ts")], {
+      env: { ...process.env, LISTEN_FDS: "1" },
+      stdio: ["ignore", "pipe", "inherit", devNull],
+    });
+    const out = JSON.parse((await new Response(child.stdout).text()).trim());
+    expect(await child.exited).toBe(0);
+    // A second call must either return the same owners, refuse, or return nothing — never a second owner.
+    expect(out.stillOpen).toBe(true);
+  } finally {
+    closeSync(devNull);
+  }
 });

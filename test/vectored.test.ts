@@ -1,5 +1,5 @@
 /**
- * Port of the crate's tests/vectored.rs (crate-spec §5.6, 4 cases) plus the seqpacket variant:
+ * Port of the crate's tests/vectored.rs (the Rust crate's test suite, 4 cases) plus the seqpacket variant:
  * sendFdsVectoredSync gathers several buffers into one sendmsg with the fds attached once;
  * recvFdsVectoredSync scatters one recvmsg over several buffers in order.
  */
@@ -8,7 +8,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MESSAGES, UnixAncillaryError, UnixDatagram, UnixSeqpacket, UnixStream } from "../src/index.ts";
-import { countOpenFds } from "./helpers/fds.ts";
+import { fdSnapshot, expectNewFds, expectNoNewFds } from "./helpers/fds.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -30,7 +30,7 @@ function readAllAt0(fd: number): string {
   return text(buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)));
 }
 
-describe("vectored (crate §5.6)", () => {
+describe("vectored", () => {
   test("1. stream_vectored_roundtrip_keeps_order_and_fd", () => {
     const [tx, rx] = UnixStream.pair();
     using _tx = tx;
@@ -134,7 +134,7 @@ describe("vectored: more socket kinds and edges", () => {
     using _tx = tx;
     using _rx = rx;
     tx.sendFdsVectoredSync(["0123", "4567"], [0, 0]);
-    const before = countOpenFds();
+    const before = fdSnapshot();
     let caught: unknown;
     try {
       rx.recvFdsVectoredSync(2, [new Uint8Array(3), new Uint8Array(3)]);
@@ -142,7 +142,7 @@ describe("vectored: more socket kinds and edges", () => {
       caught = e;
     }
     expect((caught as UnixAncillaryError).code).toBe("ERR_UA_DATAGRAM_TRUNCATED");
-    expect(countOpenFds()).toBe(before);
+    expectNoNewFds(before);
   });
 
   test("stream vectored: surplus fds beyond maxFds are closed", () => {
@@ -150,11 +150,11 @@ describe("vectored: more socket kinds and edges", () => {
     using _tx = tx;
     using _rx = rx;
     tx.sendFdsVectoredSync(["a", "b"], [0, 1, 2]);
-    const before = countOpenFds();
+    const before = fdSnapshot();
     const buf = new Uint8Array(2);
     using r = rx.recvFdsVectoredSync(1, [buf]);
     expect(r.bytesRead).toBe(2);
     expect(r.fds).toHaveLength(1);
-    expect(countOpenFds()).toBe(before + 1);
+    expectNewFds(before, 1);
   });
 });

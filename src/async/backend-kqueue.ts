@@ -9,6 +9,8 @@
  *   kevent() on the same kqueue, like epoll_ctl against epoll_wait.
  *
  * struct kevent is 32 bytes on darwin and 64 on FreeBSD >= 12 (ext[4]); offsets come from `abi.kevent`.
+ * Ownership: the kqueue fd belongs to the JS thread for its whole life and is closed when that
+ * thread's heap is torn down (src/async/thread-lifetime.ts), never by a method.
  * Not runnable on the Linux CI host: the struct encoding is unit-tested against the darwin/freebsd
  * tables (test/reactor.test.ts).
  */
@@ -18,7 +20,8 @@ import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
 import { setCloexec } from "../sys.ts";
-import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend, type Poller } from "./backend-epoll.ts";
+import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend } from "./backend-epoll.ts";
+import { anchorableFd, anchorToThread } from "./thread-lifetime.ts";
 
 export type KeventLayout = NonNullable<Abi["kevent"]>;
 
@@ -88,8 +91,10 @@ function submit(kq: number, p: number, n: number): number {
 
 export function createKqueueBackend(): Backend {
   const l = keventLayout();
-  const kq = libc.kqueue!();
-  if (kq < 0) throw new SystemError("kqueue", errno());
+  if (l.flags.offset !== l.filter.offset + 2) throw new Error(`unix-ancillary: struct kevent of ${abi.name} does not keep flags right after filter`);
+  const kq0 = libc.kqueue!();
+  if (kq0 < 0) throw new SystemError("kqueue", errno());
+  const kq = anchorableFd(kq0);
   try {
     setCloexec(kq);
   } catch (e) {
@@ -107,12 +112,30 @@ export function createKqueueBackend(): Backend {
     libc.close(kq);
     throw new SystemError("kevent", e0);
   }
+  try {
+    anchorToThread([kq]);
+  } catch (e) {
+    libc.close(kq);
+    throw e;
+  }
 
-  let closed = false;
   return {
     name: "kqueue",
     pollFd: kq,
     wakeFd: -1,
+    workerData: (maxEvents) => ({
+      backend: "kqueue",
+      pollFd: kq,
+      maxEvents,
+      libName: abi.libName,
+      errnoSymbol: abi.errnoSymbol,
+      EINTR: abi.errno.EINTR,
+      recordSize: l.size,
+      tokenOffset: l.udata.offset,
+      // filter (i16) and flags (u16) are adjacent in every struct kevent: one u32 carries both.
+      statusOffset: l.filter.offset,
+    }),
+    maskFor: (status) => maskForKevent({ ident: 0, filter: (status << 16) >> 16, flags: status >>> 16, fflags: 0, data: 0, udata: 0 }),
     arm(fd, token, mask) {
       // EV_ADD on an existing knote updates it, so there is no ADD/MOD distinction here. A filter not
       // in `mask` may stay armed from before; its one stray report is ignored by the reactor.
@@ -130,44 +153,11 @@ export function createKqueueBackend(): Backend {
       }
     },
     wake() {
-      if (closed) return;
       encodeKevent(l, view, 0, ev(0, K.EVFILT_USER, 0, K.NOTE_TRIGGER, WAKE_TOKEN));
       submit(kq, p, 1);
     },
-    close() {
-      if (closed) return;
-      closed = true;
-      libc.close(kq);
-    },
-  };
-}
-
-/** Worker side: blocks in kevent() with a null timeout. */
-export function createKqueuePoller(kq: number, maxEvents = 256): Poller {
-  const l = keventLayout();
-  const buf = new Uint8Array(l.size * maxEvents);
-  const view = new DataView(buf.buffer);
-  const p = ptr(buf);
-  return {
-    wait(out) {
-      let n: number;
-      for (;;) {
-        n = libc.kevent!(kq, null, 0, p as never, maxEvents, null);
-        if (n >= 0) break;
-        const e = errno();
-        if (e !== abi.errno.EINTR) throw new SystemError("kevent", e);
-      }
-      let keepGoing = true;
-      for (let i = 0; i < n; i++) {
-        const ev = decodeKevent(l, view, i * l.size);
-        if (ev.filter === K.EVFILT_USER) {
-          keepGoing = false;
-          continue;
-        }
-        const m = maskForKevent(ev);
-        if (m !== 0) out.push(ev.udata, m);
-      }
-      return keepGoing;
+    clearWake() {
+      // EV_CLEAR: the EVFILT_USER knote resets itself once reported.
     },
   };
 }

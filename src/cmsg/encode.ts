@@ -1,7 +1,7 @@
 /**
  * Control-message encoder (send side). Pure: bytes in, bytes out, no fds owned or closed here.
  * Each message is written field by field at the ABI's offsets after zero-filling its whole
- * CMSG_SPACE region, so header padding and tail padding are deterministic zeros (crate spec §2.2).
+ * CMSG_SPACE region, so header padding and tail padding are deterministic zeros (docs/design.md, "Wire format").
  */
 import type { Abi } from "../platform/abi.ts";
 import { cmsgLen, cmsgSpace, FD_SIZE } from "./sizes.ts";

@@ -2,7 +2,7 @@
  * Control-message parser (receive side). A bounded byte walker over untrusted bytes: it never throws,
  * always terminates (each step consumes at least header_len bytes or stops), never reads outside
  * [start, start + length), and never creates fd ownership — it only reports integers. Turning those
- * integers into OwnedFd is the receive path's job, done once, on fresh kernel output (crate spec §2.3–2.4).
+ * integers into OwnedFd is the receive path's job, done once, on fresh kernel output (docs/design.md, "Wire format").
  *
  * CmsgCursor is allocated once and reused, so the hot receive path allocates nothing here.
  */

@@ -1,6 +1,6 @@
 /**
  * CMSG_LEN / CMSG_SPACE arithmetic done in plain numbers from two per-ABI facts: header_len = CMSG_LEN(0)
- * and align = CMSG_SPACE(1) - CMSG_SPACE(0) (crate spec §2.1). Every size is checked against
+ * and align = CMSG_SPACE(1) - CMSG_SPACE(0) (docs/design.md, "Wire format"). Every size is checked against
  * Number.MAX_SAFE_INTEGER, the JS counterpart of the crate's checked usize arithmetic.
  */
 import type { Abi } from "../platform/abi.ts";

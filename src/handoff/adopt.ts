@@ -5,15 +5,22 @@
  * on stop/close); on failure the fd stays with the caller. Each one verifies that the server really
  * listens on the received address and throws otherwise — never serve on a wrong port silently
  * (Bun.serve({ fd }) and http.Server.listen({ fd }) do exactly that on Bun 1.4.5, so they are refused).
+ *
+ * Given a ReceivedListener of a handoff that has not committed yet, an adopter serves it without
+ * accepting: right after the server registers the fd (synchronously, before the event loop can run)
+ * its AcceptGate is paused, and Handoff.ready() resumes it after the old side's done frame. Given a
+ * bare OwnedFd, the server accepts at once.
  */
 import * as net from "node:net";
 import * as http from "node:http";
 import { OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError } from "../errors.ts";
 import * as sys from "../sys.ts";
-import type { ReceivedListener } from "./client.ts";
+import { deferredStarts, type ReceivedListener } from "./client.ts";
+import { AcceptGate } from "./gate.ts";
 import { describeSocket, type ListenerInfo } from "./sockinfo.ts";
 import { ADOPTED, adoptedRegistry, drainSource, socketInode, type AdoptedHandle } from "./sources.ts";
+import { drainListener, nodeHttpAdapter, rawAdapter, trackBunListenHandlers, trackNetServer, type DrainListenerOptions, type DrainReport } from "./drain.ts";
 
 export type ListenerInput = ReceivedListener | OwnedFd | { fd: OwnedFd };
 
@@ -48,6 +55,22 @@ function sameAddress(a: ListenerInfo, fd: number): boolean {
   return !!now && now.listening && now.family === a.family && now.address === a.address && now.port === a.port;
 }
 
+/**
+ * If `input` belongs to a handoff that has not committed, stop `fd` from accepting now and register
+ * the start (resume + `afterStart`, e.g. a self-check) to run at the commit. Returns whether it deferred.
+ */
+export function deferAccepting(input: ListenerInput, fd: number, afterStart?: () => void | Promise<void>): boolean {
+  const defer = typeof input === "object" && input !== null ? deferredStarts.get(input) : undefined;
+  if (!defer) return false;
+  const gate = new AcceptGate(fd);
+  gate.pause();
+  defer(async () => {
+    gate.resume();
+    await afterStart?.();
+  });
+  return true;
+}
+
 export function urlFor(info: ListenerInfo): string {
   if (info.family === "unix") return "http://localhost/";
   const host = info.family === "ipv6" ? `[${info.address}]` : info.address;
@@ -72,8 +95,11 @@ export function adoptBunListen<T = undefined>(input: ListenerInput, options: { s
   const n = owned.fd;
   sys.setNonblocking(n, true);
   const inode = socketInode(n);
-  const listener = Bun.listen({ ...(options as object), fd: n } as never) as unknown as Bun.TCPSocketListener<T> & { fd?: number };
+  const tracked = trackBunListenHandlers((options.socket ?? {}) as Record<string, any>);
+  const listener = Bun.listen({ ...(options as object), socket: tracked.handlers, fd: n } as never) as unknown as Bun.TCPSocketListener<T> & { fd?: number };
+  tracked.attach(listener);
   const lfd = typeof listener.fd === "number" ? listener.fd : n;
+  deferAccepting(input, lfd); // same tick as Bun.listen: nothing was accepted yet
   const port = (listener as { port?: number }).port;
   if (!sameAddress(info, lfd) || (inode !== null && socketInode(lfd) !== inode) || (info.family !== "unix" && port !== undefined && port !== info.port)) {
     listener.stop(true);
@@ -83,10 +109,11 @@ export function adoptBunListen<T = undefined>(input: ListenerInput, options: { s
   const handle: AdoptedHandle = {
     fd: () => (typeof listener.fd === "number" ? listener.fd : lfd),
     info,
-    drain: async () => {
-      listener.stop(false);
-      return { forced: false };
-    },
+    adapter: () =>
+      rawAdapter("bun-listen", listener, info, async () => {
+        listener.stop(false);
+        return true;
+      }),
   };
   adoptedRegistry.set(listener, handle);
   return listener;
@@ -102,6 +129,7 @@ export async function adoptNetServer(input: ListenerInput, server: net.Server = 
   if (server.listening) throw adoptError("adoptNetServer: the server is already listening");
   const { owned, info } = inputFd(input, "adoptNetServer");
   const n = owned.fd;
+  trackNetServer(server);
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error) => reject(e);
     server.once("error", onError);
@@ -109,6 +137,8 @@ export async function adoptNetServer(input: ListenerInput, server: net.Server = 
       server.off("error", onError);
       resolve();
     });
+    // listen() registered the fd synchronously; pause it before the event loop can accept on it.
+    deferAccepting(input, (server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? n);
   });
   const a = server.address();
   const ok = info.family === "unix" ? typeof a === "string" || a === null || sameAddress(info, n) : typeof a === "object" && a !== null && a.port === info.port;
@@ -120,30 +150,13 @@ export async function adoptNetServer(input: ListenerInput, server: net.Server = 
   adoptedRegistry.set(server, {
     fd: () => ((server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? n),
     info,
-    drain: (graceMs) => drainNet(server, null, graceMs),
+    adapter: () =>
+      rawAdapter("net.Server", server, info, async () => {
+        server.close();
+        return true;
+      }),
   });
   return server;
-}
-
-async function drainNet(srv: net.Server, httpServer: http.Server | null, graceMs: number): Promise<{ forced: boolean }> {
-  const started = performance.now();
-  const deadline = started + graceMs;
-  let closed = false;
-  if (httpServer) {
-    // Keep-alive clients get "Connection: close" from now on, so they reconnect (to the successor).
-    httpServer.prependListener("request", (_req, res) => {
-      if (!res.headersSent) res.setHeader("connection", "close");
-    });
-  }
-  srv.close(() => (closed = true));
-  while (!closed && performance.now() < deadline) {
-    // A connection accepted just before close() has no request yet and counts as "idle": give such
-    // requests time to arrive before closing idle connections, or their clients would see a reset.
-    if (performance.now() - started > Math.min(250, graceMs / 2)) (httpServer as unknown as { closeIdleConnections?: () => void })?.closeIdleConnections?.();
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  if (!closed) (httpServer as unknown as { closeAllConnections?: () => void })?.closeAllConnections?.();
-  return { forced: !closed };
 }
 
 // ---- node:http ----------------------------------------------------------------------------------
@@ -155,8 +168,8 @@ export interface AdoptedNodeHttp {
   /** The real listening address (the received socket's). */
   address: ListenerInfo;
   url: string;
-  /** Stops accepting, waits for connections within graceMs (default 10 s), then cuts them. */
-  drain(graceMs?: number): Promise<{ forced: boolean }>;
+  /** Drains (drain.ts): Connection: close during the window, idle connections closed after it, the rest cut at graceMs (default 10 s). */
+  drain(opts?: number | DrainListenerOptions): Promise<DrainReport>;
   close(): Promise<void>;
 }
 
@@ -175,7 +188,7 @@ export async function adoptNodeHttp(input: ListenerInput, server: http.Server | 
   const handle: AdoptedHandle = {
     fd: () => netHandle.fd(),
     info,
-    drain: (graceMs) => drainNet(netServer, httpServer, graceMs),
+    adapter: () => nodeHttpAdapter(httpServer, netServer, info),
   };
   adoptedRegistry.set(httpServer, handle);
   adoptedRegistry.set(netServer, handle);
@@ -185,9 +198,9 @@ export async function adoptNodeHttp(input: ListenerInput, server: http.Server | 
     net: netServer,
     address: info,
     url: urlFor(info),
-    drain: (graceMs = 10_000) => handle.drain(graceMs),
+    drain: (o = {}) => drainListener(handle.adapter(), typeof o === "number" ? { graceMs: o } : o),
     close: async () => {
-      await handle.drain(0);
+      await drainListener(handle.adapter(), { graceMs: 0 });
     },
   };
 }

@@ -6,8 +6,11 @@
  *   2. find its listening fd K by probing (SO_ACCEPTCONN + getsockname = that port),
  *   3. find K's registration in Bun's epoll set (/proc/self/fdinfo),
  *   4. dup3(received, K) and re-add K with the same events/data (epoll.ts),
- *   5. self-check: real HTTP requests to the received address must reach *this* server (a random
- *      token in a probe header; the old process shares the accept queue, so several tries are made).
+ *   5. self-check: real HTTP requests must reach *this* server's handler (a random token in a probe
+ *      header). Within a handoff that has not committed, the app is probed on the private ephemeral
+ *      port before the swap (step 4 then leaves K paused: no accept before the commit), and the
+ *      received address is probed again right after the commit, before the serving frame. Otherwise
+ *      the received address is probed at once (the old process may share the queue: several tries).
  * If any step fails, it falls back loudly (console.warn + `fallback: true`) to node:http on the
  * received socket (net.Server + 'connection'), driving the same fetch handler — or throws, with
  * `fallback: "throw"` or when the options use features the fallback cannot serve (routes, websocket).
@@ -19,10 +22,12 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { abi } from "../platform/index.ts";
 import * as sys from "../sys.ts";
-import { ADOPTED, adoptedRegistry, drainBunServer, socketInode, type AdoptedHandle } from "./sources.ts";
+import { ADOPTED, adoptedRegistry, socketInode, type AdoptedHandle } from "./sources.ts";
+import { bunServe, bunServeAdapter, drainListener, type DrainListenerOptions, type DrainReport } from "./drain.ts";
 import { findListenerByPort, describeSocket, type ListenerInfo } from "./sockinfo.ts";
 import { epollSupported, findEpollRegistrations, replaceRegisteredFd } from "./epoll.ts";
-import { adoptError, adoptNodeHttp, connectHost, inputFd, refuseOptions, urlFor, type ListenerInput } from "./adopt.ts";
+import { adoptError, adoptNodeHttp, connectHost, deferAccepting, inputFd, refuseOptions, urlFor, type ListenerInput } from "./adopt.ts";
+import { deferredStarts } from "./client.ts";
 
 export const PROBE_HEADER = "x-unix-ancillary-handoff-probe";
 const PROBE_PATH = "/.well-known/unix-ancillary-handoff-probe";
@@ -50,8 +55,8 @@ export interface AdoptedBunServe {
   /** The real listening address (the received socket's). */
   readonly address: ListenerInfo;
   readonly url: string;
-  /** Stop accepting, finish in-flight requests within graceMs (default 10 s), close idle keep-alive connections, force the rest. */
-  drain(graceMs?: number): Promise<{ forced: boolean }>;
+  /** Drains (drain.ts): Connection: close during the window, idle connections closed after it, the rest cut at graceMs (default 10 s). */
+  drain(opts?: number | DrainListenerOptions): Promise<DrainReport>;
   stop(force?: boolean): Promise<void>;
 }
 
@@ -82,7 +87,7 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
       throw adoptError(`adoptBunServe: Bun.serve could not adopt ${urlOf(info)} (${reason}), and the node:http fallback cannot serve ${serveOptions.routes !== undefined ? "routes" : serveOptions.websocket !== undefined ? "websockets" : "without a fetch handler"}`);
     }
     warn(`unix-ancillary/handoff: WARNING: Bun.serve could not adopt ${urlOf(info)} (${reason}); serving it with node:http instead (about 0.4-0.5x Bun.serve throughput).`);
-    const a = await adoptNodeHttp(owned, nodeBridge(userFetch!, serveOptions.error));
+    const a = await adoptNodeHttp(input, nodeBridge(userFetch!, serveOptions.error));
     return {
       [ADOPTED]: a[ADOPTED],
       kind: "node-http",
@@ -92,7 +97,7 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
       http: a.http,
       address: info,
       url: a.url,
-      drain: (g = 10_000) => a.drain(g),
+      drain: (o = {}) => a.drain(o),
       stop: async (force) => void (await a.drain(force ? 0 : 10_000)),
     };
   };
@@ -112,7 +117,7 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
 
   let server: Bun.Server<unknown>;
   try {
-    server = Bun.serve(options as never);
+    server = bunServe(options);
   } catch (e) {
     return fallBack(`Bun.serve failed to start: ${(e as Error).message}`);
   }
@@ -122,6 +127,16 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
     return fallBack(`found ${matches.length} listening fds for Bun.serve's ephemeral port ${server.port}`);
   }
   const K = matches[0]!.fd;
+  const deferred = typeof input === "object" && input !== null && deferredStarts.has(input);
+  const sc = opts.selfCheck === false ? null : { timeoutMs: opts.selfCheck?.timeoutMs ?? 5000, attempts: opts.selfCheck?.attempts ?? 64 };
+  if (deferred && sc) {
+    // Warm-up proof before the swap, on the private port: the received socket must not accept yet.
+    const ok = await selfCheck({ family: "ipv4", address: "127.0.0.1", port: server.port!, type: "stream", listening: true }, token, sc.timeoutMs, sc.attempts);
+    if (!ok.ok) {
+      await server.stop(true);
+      return fallBack(`self-check failed: ${ok.reason}`);
+    }
+  }
   const regs = findEpollRegistrations(K);
   if (regs.length !== 1) {
     await server.stop(true);
@@ -144,9 +159,16 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
     return fallBack("the epoll re-registration did not hold");
   }
 
-  if (opts.selfCheck !== false) {
-    const sc = opts.selfCheck ?? {};
-    const ok = await selfCheck(info, token, sc.timeoutMs ?? 5000, sc.attempts ?? 64);
+  if (deferred) {
+    // Same tick as the re-registration: paused before the loop could accept. At the commit: resume,
+    // then prove the received address reaches this handler (the old side no longer accepts).
+    deferAccepting(input, K, async () => {
+      if (!sc) return;
+      const ok = await selfCheck(info, token, sc.timeoutMs, sc.attempts);
+      if (!ok.ok) throw adoptError(`adoptBunServe: post-commit self-check on ${urlOf(info)} failed: ${ok.reason}`);
+    });
+  } else if (sc) {
+    const ok = await selfCheck(info, token, sc.timeoutMs, sc.attempts);
     if (!ok.ok) {
       await server.stop(true);
       return fallBack(`self-check failed: ${ok.reason}`);
@@ -159,7 +181,7 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
     if (!d || socketInode(K) !== inode) throw adoptError("the adopted Bun.serve socket is gone (server stopped?)");
     return K;
   };
-  const handle: AdoptedHandle = { fd: fdNow, info, drain: (g) => drainBunServer(server as never, g) };
+  const handle: AdoptedHandle = { fd: fdNow, info, adapter: () => bunServeAdapter(server as never, info) };
   adoptedRegistry.set(server, handle);
   return {
     [ADOPTED]: handle,
@@ -170,7 +192,7 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
     http: null,
     address: info,
     url: urlFor(info),
-    drain: (g = 10_000) => drainBunServer(server as never, g),
+    drain: (o = {}) => drainListener(handle.adapter(), typeof o === "number" ? { graceMs: o } : o),
     stop: async (force) => {
       await server.stop(force);
     },
@@ -243,7 +265,7 @@ export function nodeBridge(fetchHandler: FetchHandler, errorHandler?: (e: Error)
       if (body && outHeaders["content-length"] === undefined) outHeaders["content-length"] = String(body.byteLength);
       res.writeHead(response.status, response.statusText, outHeaders);
       res.end(body ?? undefined);
-    } catch (e) {
+    } catch {
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
       res.end("Internal Server Error");
     }

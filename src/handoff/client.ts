@@ -4,7 +4,12 @@
  *   await using ho = await requestHandoff({ path });          // or no options when spawned by spawnSuccessor
  *   const app = await adoptBunServe(ho.take("http"), { fetch });
  *   await warmUp();
- *   const { confirmed } = await ho.ready();                   // the old side stops accepting after this
+ *   const { confirmed } = await ho.ready();                   // the commit: we accept, the old side drains
+ *
+ * Adopters given a ReceivedListener from this handoff serve it but do not accept before the commit:
+ * ready() sends ready, waits for the old side's done (it has stopped accepting), starts accepting on
+ * every adopted listener (AcceptGate.resume + the adopter's post-commit self-check), then sends serving.
+ * A successor that dies before that has accepted nothing, so it costs no connection.
  *
  * Every fd received and not taken (take(), or an adopter) is closed by ready(), abort() or dispose.
  */
@@ -18,6 +23,15 @@ import { Channel, PeerClosedError } from "./channel.ts";
 import { FrameType, protocolError, type OfferedListener } from "./protocol.ts";
 import { describeSocket, type ListenerFamily, type ListenerType } from "./sockinfo.ts";
 import { checkPeer, type PeerPolicy } from "./policy.ts";
+import { intOption, MAX_TIMEOUT_MS } from "./validate.ts";
+
+/** A start routine an adopter registers for a listener of a handoff that has not committed yet. */
+export type DeferredStart = () => void | Promise<void>;
+/**
+ * @internal Adopters look a ReceivedListener up here: if found, they serve it without accepting and
+ * hand the function their start routine, which ready() runs after the old side's done.
+ */
+export const deferredStarts = new WeakMap<object, (start: DeferredStart) => void>();
 
 /** Environment variable through which spawnSuccessor tells the child its control fd. */
 export const HANDOFF_FD_ENV = "UA_HANDOFF_FD";
@@ -77,6 +91,7 @@ export class Handoff implements AsyncDisposable, Disposable {
   readonly #listeners: Map<string, ReceivedListener>;
   readonly #taken = new Set<string>();
   readonly #timeoutMs: number;
+  readonly #starts: DeferredStart[] = [];
   #done = false;
   /** The old process's pid (SO_PEERCRED). */
   readonly oldPid: number;
@@ -90,6 +105,7 @@ export class Handoff implements AsyncDisposable, Disposable {
     this.oldPid = oldPid;
     this.#timeoutMs = timeoutMs;
     this.oldTimeoutMs = oldTimeoutMs;
+    for (const l of listeners.values()) deferredStarts.set(l, (start) => this.#starts.push(start));
   }
 
   /** Received listeners by name (fds still owned by this handoff until taken). */
@@ -110,10 +126,23 @@ export class Handoff implements AsyncDisposable, Disposable {
     for (const [name, l] of this.#listeners) if (!this.#taken.has(name)) l.fd.close();
   }
 
+  /** From now on adopters start accepting at once. */
+  #forgetDeferrals(): void {
+    for (const l of this.#listeners.values()) deferredStarts.delete(l);
+  }
+
+  async #startAll(): Promise<void> {
+    this.#forgetDeferrals();
+    for (const start of this.#starts.splice(0)) await start();
+  }
+
   /**
-   * Tells the old side we serve now; resolves once it confirmed (it then stops accepting and drains).
-   * Rejects if the old side aborted (e.g. its timeout expired): then it carries on, and this process
-   * must stop serving the adopted listeners. Closes every listener fd that was not taken.
+   * Says we are warm; when the old side answers done (it stopped accepting), starts accepting on every
+   * adopted listener, runs the adopters' post-commit checks and sends serving: the commit. Resolves
+   * then. Rejects if the old side aborted (e.g. its deadline passed) or a start failed (the old side is
+   * told and accepts again): this process must then stop serving the adopted listeners. If the old side
+   * vanished without a word (crash), starts anyway and resolves with confirmed: false. Closes every
+   * listener fd that was not taken.
    */
   async ready(): Promise<ReadyResult> {
     if (this.#done) throw new UnixAncillaryError("ERR_UA_CLOSED", "handoff: ready() or abort() was already called");
@@ -131,19 +160,39 @@ export class Handoff implements AsyncDisposable, Disposable {
       try {
         reply = await this.#chan.recv(deadline, "the old side's confirmation");
       } catch (e) {
-        if (e instanceof PeerClosedError) return { confirmed: false, oldPid: this.oldPid };
+        if (e instanceof PeerClosedError) {
+          // The old side is gone: nobody else accepts, so we must.
+          await this.#startAll();
+          return { confirmed: false, oldPid: this.oldPid };
+        }
         throw e;
       }
       if (reply.type === FrameType.Abort) throw new UnixAncillaryError(abortCode(reply.payload.code), `handoff: the old side aborted: ${reply.payload.message}`);
       if (reply.type !== FrameType.Done) throw protocolError(`expected done, got frame type ${reply.type}`);
+      try {
+        await this.#startAll();
+      } catch (e) {
+        this.#chan.sendAbort("ERR_UA_ABORTED", `the successor could not start accepting: ${(e as Error).message}`);
+        throw e;
+      }
+      try {
+        this.#chan.send(FrameType.Serving, { pid: process.pid });
+      } catch (e) {
+        // The old side died after done: we are the only server now.
+        if (e instanceof PeerClosedError || e instanceof SystemError) return { confirmed: false, oldPid: this.oldPid };
+        throw e;
+      }
       return { confirmed: true, oldPid: this.oldPid };
     } finally {
+      this.#forgetDeferrals();
       this.#chan.close();
     }
   }
 
   /** Gives up: tells the old side (which carries on), closes the channel and every fd not taken. */
   abort(reason = "the upgrader gave up"): void {
+    this.#forgetDeferrals();
+    this.#starts.length = 0;
     if (!this.#done) {
       this.#done = true;
       this.#chan.sendAbort("ERR_UA_ABORTED", reason);
@@ -177,7 +226,10 @@ function abortCode(code: unknown): "ERR_UA_BUSY" | "ERR_UA_PEER_REJECTED" | "ERR
  * say hello and receive the offer. Each received fd is checked against its metadata.
  */
 export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<Handoff> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  if (opts === null || typeof opts !== "object") throw new TypeError("requestHandoff: options must be an object");
+  const timeoutMs = intOption("timeoutMs", opts.timeoutMs, 1, MAX_TIMEOUT_MS, 30_000);
+  if (opts.fd !== undefined && !(opts.fd instanceof OwnedFd)) intOption("fd", opts.fd, 0, 2 ** 31 - 1, 0);
+  if (opts.want !== undefined && (!Array.isArray(opts.want) || !opts.want.every((n) => typeof n === "string"))) throw new TypeError("requestHandoff: want must be an array of listener names");
   const deadline = performance.now() + timeoutMs;
   let sock: UnixSeqpacket;
   if (opts.fd !== undefined) {

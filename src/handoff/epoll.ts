@@ -1,6 +1,6 @@
 /**
  * Linux only: make an fd that an epoll instance of Bun's event loop watches refer to another socket,
- * keeping the registration (bun-facts "Bun.serve adopting a received listening socket").
+ * keeping the registration (docs/design.md, "Adopting sockets in Bun servers").
  *
  *   1. find the epoll fds of this process (/proc/self/fd links to "anon_inode:[eventpoll]"),
  *   2. read /proc/self/fdinfo/<epfd>: "tfd: K events: <hex> data: <hex>" gives the registration of K,
@@ -86,4 +86,22 @@ export function replaceRegisteredFd(source: number, target: number, reg: EpollRe
     if (e !== abi.errno.EINTR) throw new SystemError("dup3", e);
   }
   epollAdd({ ...reg, tfd: target });
+}
+
+/** Removes `reg` from its epoll set. ENOENT (already gone) is not an error: returns false then. */
+export function epollDel(reg: EpollRegistration): boolean {
+  const layout = abi.epollEvent!;
+  const buf = new Uint8Array(layout.size); // Linux < 2.6.9 wanted a non-null event even for DEL
+  for (;;) {
+    if (libc.epoll_ctl(reg.epfd, K.EPOLL_CTL_DEL, reg.tfd, ptr(buf)) === 0) return true;
+    const e = errno();
+    if (e === abi.errno.EINTR) continue;
+    if (e === abi.errno.ENOENT || e === abi.errno.EBADF) return false;
+    throw new SystemError("epoll_ctl", e);
+  }
+}
+
+/** Adds `reg` back (same events and data). */
+export function epollReAdd(reg: EpollRegistration): void {
+  epollAdd(reg);
 }

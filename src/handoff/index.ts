@@ -19,10 +19,11 @@ export { adoptBunListen, adoptNetServer, adoptNodeHttp, type AdoptedNodeHttp, ty
 export { adoptBunServe, nodeBridge, PROBE_HEADER, type AdoptBunServeOptions, type AdoptedBunServe } from "./bun-serve.ts";
 export { type SpawnOptions, type SpawnResult } from "./spawn.ts";
 export { type PeerPolicy } from "./policy.ts";
-export { type HandoffSource, drainBunServer } from "./sources.ts";
+export { type HandoffSource, drainBunServer, drainSource } from "./sources.ts";
+export { drainListener, bunServe, connectionFds, hasUnreadInput, type DrainAdapter, type DrainConnection, type DrainListenerOptions, type DrainReport } from "./drain.ts";
+export { AcceptGate } from "./gate.ts";
 export { describeSocket, listeningSockets, type ListenerInfo, type ListenerFamily, type ListenerType } from "./sockinfo.ts";
 export { PROTOCOL_VERSION, MAX_PAYLOAD, MAX_FDS, HEADER_SIZE, MAGIC, FrameType, encodeFrame, decodeFrame } from "./protocol.ts";
-export { runLoad, diffReport, LoadRun, type LoadOptions, type LoadReport } from "./loadgen.ts";
 export {
   listenFds,
   sdNotify,

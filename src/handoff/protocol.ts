@@ -1,10 +1,10 @@
 /**
- * The handoff wire protocol (version 1). One frame per SOCK_SEQPACKET message:
+ * The handoff wire protocol (version 2). One frame per SOCK_SEQPACKET message:
  *
  *   offset size  field
  *   0      4     magic    "UAHO" (0x55 0x41 0x48 0x4f)
- *   4      1     version  1
- *   5      1     type     1 hello | 2 offer | 3 ready | 4 abort | 5 done
+ *   4      1     version  2
+ *   5      1     type     1 hello | 2 offer | 3 ready | 4 abort | 5 done | 6 serving
  *   6      2     flags    0 (anything else is rejected)
  *   8      2     fdCount  fds attached to this message with SCM_RIGHTS (offer only; <= MAX_FDS)
  *   10     2     reserved 0
@@ -21,14 +21,18 @@
  * Conversation (new side = upgrader, old side = running server):
  *   new -> old  hello  { pid, want? }
  *   old -> new  offer  { pid, listeners: [{ name, family, address, port, type }] } + one fd per listener, in order
- *   new -> old  ready  { pid, adopted: [names] }          (after adopting and warming up)
- *   old -> new  done   { pid }                            (the old side commits: it stops accepting)
- *   either      abort  { code, message }                  (then the connection closes)
+ *   new -> old  ready    { pid, adopted: [names] }        (adopted and warm, but NOT accepting yet)
+ *   old -> new  done     { pid }                          (the old side has stopped accepting)
+ *   new -> old  serving  { pid }                          (the new side accepts and passed its self-check:
+ *                                                         the commit; the old side drains)
+ *   either      abort    { code, message }                (then the connection closes)
+ * If the new side dies or aborts between done and serving, the old side accepts again and carries on.
+ * Version 1 had no serving frame (the successor accepted before ready); it is refused.
  */
 import { UnixAncillaryError } from "../errors.ts";
 import type { ListenerFamily, ListenerType } from "./sockinfo.ts";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const MAGIC = 0x5541484f;
 export const HEADER_SIZE = 16;
 export const MAX_PAYLOAD = 64 * 1024;
@@ -43,9 +47,10 @@ export const enum FrameType {
   Ready = 3,
   Abort = 4,
   Done = 5,
+  Serving = 6,
 }
 
-export const TYPE_NAMES: Record<number, string> = { 1: "hello", 2: "offer", 3: "ready", 4: "abort", 5: "done" };
+export const TYPE_NAMES: Record<number, string> = { 1: "hello", 2: "offer", 3: "ready", 4: "abort", 5: "done", 6: "serving" };
 
 export interface OfferedListener {
   name: string;
@@ -136,6 +141,7 @@ export function decodeFrame(msg: Uint8Array, fdsAttached: number): Frame {
     case FrameType.Hello:
     case FrameType.Ready:
     case FrameType.Done:
+    case FrameType.Serving:
     case FrameType.Offer:
       if (!Number.isInteger(p.pid) || (p.pid as number) <= 0) throw protocolError(`${TYPE_NAMES[type]}: "pid" must be a positive integer`);
       break;

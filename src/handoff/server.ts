@@ -5,10 +5,14 @@
  *   const up = await ho.upgraded;          // a successor adopted the sockets and said "ready"
  *   await ho.drain({ graceMs: 10_000, hardMs: 30_000, exit: true });
  *
- * Guarantees: the old side keeps accepting until the successor's ready frame has arrived and the
- * done frame went out; any failure before that (peer death at any step, timeout, bad frame, refusal)
- * leaves the old side exactly as it was (no fd leaked, listeners untouched) and ready for the next
- * attempt. One upgrade at a time: a second upgrader gets an abort frame (ERR_UA_BUSY).
+ * Guarantees: the old side keeps accepting until the successor said ready (adopted, warm, not yet
+ * accepting). It then stops accepting (AcceptGate: its listening fds leave Bun's epoll set; nothing is
+ * closed, the kernel queues new connections for the successor), sends done, and commits only when the
+ * successor answers serving (it accepts now and passed its self-check). Any failure before the commit
+ * (peer death at any step, timeout — one deadline for the whole attempt, onUpgrade included — bad
+ * frame, refusal, a successor that did not adopt what was offered) re-arms the gates and leaves the old
+ * side serving as before (no fd leaked) and ready for the next attempt. One upgrade at a time: a
+ * second upgrader gets an abort frame (ERR_UA_BUSY).
  *
  * Ownership: the offered listeners stay the caller's (their fds are sent, never closed here); the
  * control listener and each upgrader connection are owned here and closed on every path; fds an
@@ -24,6 +28,13 @@ import * as sys from "../sys.ts";
 import { Channel, PeerClosedError } from "./channel.ts";
 import { FrameType, MAX_FDS, protocolError, validName, type OfferedListener } from "./protocol.ts";
 import { drainSource, resolveSource, type HandoffSource } from "./sources.ts";
+import { markDraining, trackNetServer, isWrappedBunServe } from "./drain.ts";
+import * as net from "node:net";
+import * as http from "node:http";
+import { AcceptGate, pauseGates, resumeGates } from "./gate.ts";
+import { intOption, oneOf, MAX_TIMEOUT_MS } from "./validate.ts";
+import type { DrainReport, DrainListenerOptions } from "./drain.ts";
+let warnedUnwrapped = false;
 import { forgetFd, waitReadable } from "./wait.ts";
 import { checkPeer, type PeerPolicy } from "./policy.ts";
 import { spawnWith, type SpawnOptions, type SpawnResult } from "./spawn.ts";
@@ -33,8 +44,10 @@ export interface ServeHandoffOptions {
   path?: string;
   /** A connected SOCK_SEQPACKET channel instead of a path (e.g. an inherited socketpair end). One upgrade attempt only. */
   socket?: UnixSeqpacket | OwnedFd;
-  /** Time from accepting an upgrader until its ready frame (default 30 000 ms). After it the old side carries on. */
+  /** One deadline for a whole attempt, from accepting the upgrader to its serving frame, onUpgrade included (default 30 000 ms). After it the old side carries on. */
   timeoutMs?: number;
+  /** Which offered listeners the successor must have adopted for the commit: "all" (default) or "any" (at least one). Otherwise the attempt aborts and the old side keeps serving. */
+  requireAdopted?: "all" | "any";
   /** Who may take the listeners (default "same-uid": the peer's SO_PEERCRED uid equals our euid). */
   peerPolicy?: PeerPolicy;
   /** Called after the peer is authenticated and said hello; return false (or throw) to refuse. */
@@ -59,14 +72,16 @@ export interface UpgradeResult {
   adopted: string[];
   /** Names offered. */
   offered: string[];
-  /** Accept of the upgrader -> ready received, in ms. */
+  /** Accept of the upgrader -> serving received (the commit), in ms. */
   latencyMs: number;
+  /** Wall-clock time (performance.timeOrigin + performance.now(), ms) at which this process stopped accepting. */
+  stoppedAcceptingAt: number;
 }
 
 export type HandoffState = "idle" | "upgrading" | "upgraded" | "closed";
 
-export interface DrainOptions {
-  /** Graceful limit per server: in-flight requests may finish, idle keep-alive connections are closed (default 10 000 ms). */
+export interface DrainOptions extends Omit<DrainListenerOptions, "graceMs"> {
+  /** Hard limit per server: in-flight requests may finish until then, the rest is cut (default 10 000 ms). */
   graceMs?: number;
   /** Hard limit for the whole drain; at it the process exits if `exit` is set (default graceMs + 5 000). */
   hardMs?: number;
@@ -98,6 +113,8 @@ export class HandoffServer implements Disposable {
   readonly #sources: Map<string, HandoffSource>;
   readonly #opts: ServeHandoffOptions;
   readonly #timeoutMs: number;
+  readonly #requireAdopted: "all" | "any";
+  readonly #idlePollMs: number;
   #state: HandoffState = "idle";
   #listener: UnixSeqpacketListener | null = null;
   #fileId: string | null = null;
@@ -107,6 +124,7 @@ export class HandoffServer implements Disposable {
   #lastError: Error | null = null;
   #attempts = 0;
   #failures = 0;
+  #gates: AcceptGate[] = [];
   #waiters: Array<(r: { ok: true; result: UpgradeResult } | { ok: false; error: Error }) => void> = [];
   /** Resolves when a successor has acknowledged ready (never rejects on failed attempts; rejects only if the server is closed first). */
   readonly upgraded: Promise<UpgradeResult>;
@@ -119,12 +137,22 @@ export class HandoffServer implements Disposable {
     for (const [name, src] of entries) {
       if (!validName(name)) throw new TypeError(`serveHandoff: invalid listener name ${JSON.stringify(name)} (1-255 printable ASCII characters, no ':' or spaces)`);
       resolveSource(name, src); // fail early on something we cannot find
+      if (src instanceof net.Server && !(src instanceof http.Server)) trackNetServer(src);
+      const s = src as { fetch?: unknown; pendingRequests?: unknown };
+      if (typeof s?.fetch === "function" && "pendingRequests" in s && !isWrappedBunServe(s) && !warnedUnwrapped) {
+        warnedUnwrapped = true;
+        console.warn(`unix-ancillary/handoff: listener "${name}" is a plain Bun.serve server: after the handoff its keep-alive responses cannot carry "Connection: close", so a keep-alive client that sends just as an idle connection is closed can lose that request. Create the server with bunServe() from unix-ancillary/handoff instead.`);
+      }
     }
+    if (opts === null || typeof opts !== "object") throw new TypeError("serveHandoff: options must be an object");
     if (opts.path !== undefined && opts.socket !== undefined) throw new TypeError("serveHandoff: pass either path or socket, not both");
+    this.#timeoutMs = intOption("timeoutMs", opts.timeoutMs, 1, MAX_TIMEOUT_MS, 30_000);
+    this.#idlePollMs = intOption("idlePollMs", opts.idlePollMs, 1, 60_000, 10);
+    this.#requireAdopted = oneOf("requireAdopted", opts.requireAdopted, ["all", "any"] as const, "all");
+    if (opts.onUpgrade !== undefined && typeof opts.onUpgrade !== "function") throw new TypeError("serveHandoff: onUpgrade must be a function");
+    if (opts.onFailure !== undefined && typeof opts.onFailure !== "function") throw new TypeError("serveHandoff: onFailure must be a function");
     this.#sources = new Map(entries);
     this.#opts = opts;
-    this.#timeoutMs = opts.timeoutMs ?? 30_000;
-    if (!(this.#timeoutMs > 0)) throw new RangeError("serveHandoff: timeoutMs must be > 0");
     this.upgraded = new Promise((res, rej) => {
       this.#resolve = res;
       this.#reject = rej;
@@ -182,7 +210,7 @@ export class HandoffServer implements Disposable {
     while (this.#listener && !this.#listener.closed && this.#state !== "upgraded" && this.#state !== "closed") {
       const l = this.#listener;
       try {
-        await waitReadable(l.fd, { ref: false, idleMs: this.#opts.idlePollMs ?? 10 });
+        await waitReadable(l.fd, { ref: false, idleMs: this.#idlePollMs });
       } catch {
         return;
       }
@@ -233,6 +261,7 @@ export class HandoffServer implements Disposable {
     const deadline = started + this.#timeoutMs;
     let peer: UpgradePeer | null = null;
     let peerAborted = false;
+    let gates: AcceptGate[] = [];
     try {
       let cred: PeerCredentials;
       try {
@@ -253,18 +282,16 @@ export class HandoffServer implements Disposable {
       // trusted because we spawned it, and its pid can only come from its hello.
       if (cred.pid === process.pid && Number.isInteger(hello.payload.pid)) peer = { ...peer, pid: hello.payload.pid as number };
       if (this.#opts.onUpgrade) {
-        let ok: boolean | void;
-        try {
-          ok = await this.#opts.onUpgrade(peer);
-        } catch (e) {
-          throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `onUpgrade refused: ${(e as Error).message}`);
-        }
+        // The callback runs under the attempt's deadline: a slow or never-settling one aborts the
+        // attempt and frees the slot (it cannot hold the server in "upgrading" forever).
+        const ok = await beforeDeadline(this.#opts.onUpgrade, peer, deadline);
         if (ok === false) throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", "onUpgrade refused the upgrade");
       }
       if (this.#state !== "upgrading") throw new UnixAncillaryError("ERR_UA_ABORTED", "the handoff server was closed");
 
       const want = hello.payload.want as string[] | undefined;
       const names = [...this.#sources.keys()].filter((n) => !want || want.includes(n));
+      if (names.length === 0) throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `the upgrader wants none of the offered listeners (asked for ${JSON.stringify(want)}; offered: ${[...this.#sources.keys()].join(", ")})`);
       const offered: OfferedListener[] = [];
       const fds: number[] = [];
       for (const name of names) {
@@ -273,6 +300,7 @@ export class HandoffServer implements Disposable {
         offered.push({ name, family, address, port, type });
         fds.push(r.fd);
       }
+      gates = fds.map((fd) => new AcceptGate(fd));
       chan.send(FrameType.Offer, { pid: process.pid, listeners: offered, timeoutMs: Math.max(0, Math.round(deadline - performance.now())) }, fds);
 
       const ready = await chan.recv(deadline, "the upgrader's ready");
@@ -281,16 +309,34 @@ export class HandoffServer implements Disposable {
         throw new UnixAncillaryError("ERR_UA_ABORTED", `upgrader aborted: ${ready.payload.code}: ${ready.payload.message}`);
       }
       if (ready.type !== FrameType.Ready) throw protocolError(`expected ready, got frame type ${ready.type}`);
+      const adopted = (ready.payload.adopted as string[]).filter((n) => names.includes(n));
+      const missing = names.filter((n) => !adopted.includes(n));
+      if (this.#requireAdopted === "all" ? missing.length > 0 : adopted.length === 0) {
+        throw new UnixAncillaryError("ERR_UA_ABORTED", `the successor did not adopt ${missing.map((n) => JSON.stringify(n)).join(", ")} (requireAdopted: "${this.#requireAdopted}"); the old side keeps serving`);
+      }
       if (this.#state !== "upgrading") throw new UnixAncillaryError("ERR_UA_ABORTED", "the handoff server was closed");
-      // Commit point: only a successfully sent done frame makes the upgrade real.
+      // Stop accepting (from a fresh event-loop turn, see gate.ts), then tell the successor to start.
+      const { at } = await pauseGates(gates);
+      if (this.#state !== "upgrading") throw new UnixAncillaryError("ERR_UA_ABORTED", "the handoff server was closed");
       chan.send(FrameType.Done, { pid: process.pid });
+      const serving = await chan.recv(deadline, "the successor's serving frame");
+      if (serving.type === FrameType.Abort) {
+        peerAborted = true;
+        throw new UnixAncillaryError("ERR_UA_ABORTED", `upgrader aborted after done: ${serving.payload.code}: ${serving.payload.message}`);
+      }
+      if (serving.type !== FrameType.Serving) throw protocolError(`expected serving, got frame type ${serving.type}`);
+      if (this.#state !== "upgrading") throw new UnixAncillaryError("ERR_UA_ABORTED", "the handoff server was closed");
+      // Commit point: the successor accepts from the shared queues; this process never will again.
       this.#state = "upgraded";
+      this.#gates = gates;
+      for (const n of names) markDraining(this.#sources.get(n));
       const result: UpgradeResult = {
         pid: peer.pid ?? (ready.payload.pid as number),
         uid: cred.uid,
-        adopted: ready.payload.adopted as string[],
+        adopted,
         offered: names,
         latencyMs: performance.now() - started,
+        stoppedAcceptingAt: at,
       };
       chan.close();
       this.#closeControl();
@@ -303,6 +349,7 @@ export class HandoffServer implements Disposable {
         const code = err instanceof UnixAncillaryError ? err.code : "ERR_UA_PROTOCOL";
         chan.sendAbort(code, err.message);
       }
+      resumeGates(gates);
       chan.close();
       if (this.#state === "upgrading") this.#state = "idle";
       this.#fail(err, peer);
@@ -351,9 +398,9 @@ export class HandoffServer implements Disposable {
    * `graceMs`, close idle keep-alive connections, force the rest, and optionally exit. The hard limit
    * exits even if a drain hangs.
    */
-  async drain(opts: DrainOptions = {}): Promise<{ forced: boolean }> {
-    const graceMs = opts.graceMs ?? 10_000;
-    const hardMs = opts.hardMs ?? graceMs + 5_000;
+  async drain(opts: DrainOptions = {}): Promise<{ forced: boolean; reports: DrainReport[] }> {
+    const graceMs = intOption("graceMs", opts.graceMs, 0, MAX_TIMEOUT_MS, 10_000);
+    const hardMs = intOption("hardMs", opts.hardMs, 0, MAX_TIMEOUT_MS, graceMs + 5_000);
     const exitCode = opts.exit === true ? 0 : typeof opts.exit === "number" ? opts.exit : null;
     let hard: ReturnType<typeof setTimeout> | null = null;
     if (exitCode !== null) {
@@ -361,11 +408,13 @@ export class HandoffServer implements Disposable {
       (hard as unknown as { unref?: () => void }).unref?.();
     }
     this.close();
-    const results = await Promise.all([...this.#sources.values()].map((s) => drainSource(s, graceMs).catch(() => ({ forced: true }))));
-    const forced = results.some((r) => r.forced);
+    const lopts: DrainListenerOptions = { graceMs, windowMs: opts.windowMs, onConnection: opts.onConnection, pollMs: opts.pollMs };
+    const failed = (e: unknown): DrainReport => ({ kind: `error: ${(e as Error)?.message}`, forced: true, elapsedMs: 0, windowMs: 0, websocketsClosed: 0, connectionsNotified: 0 });
+    const reports = await Promise.all([...this.#sources.values()].map((s) => drainSource(s, lopts).catch(failed)));
+    const forced = reports.some((r) => r.forced);
     if (hard) clearTimeout(hard);
     if (exitCode !== null) process.exit(exitCode);
-    return { forced };
+    return { forced, reports };
   }
 
   /** Stops offering (closes the control socket; an upgrade in progress is aborted). Idempotent. */
@@ -399,4 +448,26 @@ export async function spawnSuccessor(
   const r = await server.spawn(cmd, opts);
   if (!r.ok) server.close();
   return { ...r, server };
+}
+
+/** Runs a user callback, rejecting with ERR_UA_TIMEOUT at `deadline` (performance.now() ms) if it has not settled. */
+async function beforeDeadline<A, R>(fn: (a: A) => R | Promise<R>, arg: A, deadline: number): Promise<R> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const left = Math.max(0, deadline - performance.now());
+  try {
+    return await Promise.race([
+      (async () => {
+        try {
+          return await fn(arg);
+        } catch (e) {
+          throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `onUpgrade refused: ${(e as Error)?.message ?? String(e)}`);
+        }
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new UnixAncillaryError("ERR_UA_TIMEOUT", `onUpgrade did not settle within the attempt's deadline (${Math.round(left)} ms left of timeoutMs)`)), left);
+      }),
+    ]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
 }

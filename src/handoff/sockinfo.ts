@@ -2,7 +2,7 @@
  * Socket introspection for the handoff: what a listening fd is (family, address, port, type) and
  * which fd of this process is the listening socket behind a server object that exposes none
  * (Bun.serve, http.Server): probe every open fd with getsockopt(SO_ACCEPTCONN) + getsockname and
- * match the address (bun-facts Q5). No fd is created or closed here.
+ * match the address (docs/design.md, "Adopting sockets in Bun servers"). No fd is created or closed here.
  */
 import { readdirSync } from "node:fs";
 import { K } from "../platform/index.ts";

@@ -9,6 +9,7 @@ import * as http from "node:http";
 import { OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError } from "../errors.ts";
 import { describeSocket, findListenerByPath, findListenerByPort, type ListenerInfo, type ProbedListener } from "./sockinfo.ts";
+import { bunServeAdapter, drainListener, nodeHttpAdapter, rawAdapter, type DrainAdapter, type DrainListenerOptions, type DrainReport } from "./drain.ts";
 
 /** Something that can be offered under a name. */
 export type HandoffSource =
@@ -28,8 +29,8 @@ export interface AdoptedHandle {
   /** The listening fd currently serving (validated before use). */
   fd(): number;
   info: ListenerInfo;
-  /** Graceful stop with a time limit; resolves when drained (or forced). */
-  drain(graceMs: number): Promise<{ forced: boolean }>;
+  /** The drain adapter for this server (drain.ts). */
+  adapter(): DrainAdapter;
 }
 export const ADOPTED: unique symbol = Symbol.for("unix-ancillary.handoff.adopted");
 
@@ -138,66 +139,46 @@ export function resolveSource(name: string, src: HandoffSource): ResolvedSource 
   throw new TypeError(`handoff listener "${name}": expected a Bun.serve server, a Bun.listen listener, a net.Server, an http.Server, an OwnedFd or an fd number`);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Stops accepting on `src` and drains it within `graceMs`, then forces. OwnedFd/number sources are
- * left alone (the caller owns them). Resolves `forced: true` if anything had to be cut.
- */
-export async function drainSource(src: HandoffSource, graceMs: number): Promise<{ forced: boolean }> {
+/** The drain adapter for `src`, or null for a bare fd (the caller owns it and decides). */
+export function adapterFor(src: HandoffSource): DrainAdapter | null {
   const s = src as any;
-  const deadline = performance.now() + graceMs;
-  if (typeof s === "number" || s instanceof OwnedFd) return { forced: false };
+  if (typeof s === "number" || s instanceof OwnedFd) return null;
   const adopted: AdoptedHandle | undefined = s?.[ADOPTED] ?? adoptedRegistry.get(s);
-  if (adopted) return adopted.drain(graceMs);
-  if (isBunServer(s)) return drainBunServer(s, graceMs);
-  if (s instanceof http.Server) {
-    await new Promise<void>((resolve) => {
-      let done = false;
-      s.close(() => {
-        done = true;
-        resolve();
-      });
-      const tick = async () => {
-        while (!done && performance.now() < deadline) {
-          (s as any).closeIdleConnections?.();
-          await sleep(10);
-        }
-        if (!done) {
-          (s as any).closeAllConnections?.();
-          resolve();
-        }
-      };
-      void tick();
-    });
-    return { forced: performance.now() >= deadline };
+  if (adopted) return adopted.adapter();
+  let info: ListenerInfo | null = null;
+  try {
+    info = resolveSource("drain", src).info;
+  } catch {
+    // already stopped: nothing to inspect
   }
+  if (isBunServer(s)) return bunServeAdapter(s, info);
+  if (s instanceof http.Server) return nodeHttpAdapter(s, s, info);
   if (s instanceof net.Server) {
-    let closed = false;
-    s.close(() => (closed = true));
-    while (!closed && performance.now() < deadline) await sleep(10);
-    return { forced: !closed };
+    return rawAdapter("net.Server", s, info, async () => {
+      s.close();
+      return true;
+    });
   }
   if (isBunListener(s)) {
-    s.stop(false);
-    return { forced: false };
+    return rawAdapter("bun-listen", s, info, async () => {
+      s.stop(false);
+      return true;
+    });
   }
-  return { forced: false };
+  return null;
 }
 
-/** Bun.serve: stop accepting, close idle keep-alive connections until no request is pending, then force. */
-export async function drainBunServer(s: { stop(force?: boolean): unknown; closeIdleConnections?(): void; pendingRequests: number }, graceMs: number): Promise<{ forced: boolean }> {
-  const deadline = performance.now() + graceMs;
-  void s.stop(false);
-  let quiet = 0;
-  while (performance.now() < deadline) {
-    s.closeIdleConnections?.();
-    if (s.pendingRequests === 0) {
-      if (++quiet >= 5) break;
-    } else quiet = 0;
-    await sleep(10);
-  }
-  const forced = s.pendingRequests > 0;
-  await s.stop(true);
-  return { forced };
+/**
+ * Drains `src` after the process stopped accepting (drain.ts: window with Connection: close, then
+ * idle connections without unread input are closed, then the hard limit). A bare fd is left alone.
+ */
+export async function drainSource(src: HandoffSource, opts: DrainListenerOptions = {}): Promise<DrainReport> {
+  const a = adapterFor(src);
+  if (!a) return { kind: "fd", forced: false, elapsedMs: 0, windowMs: 0, websocketsClosed: 0, connectionsNotified: 0 };
+  return drainListener(a, opts);
+}
+
+/** Bun.serve: the drain.ts loop (kept under its old name). */
+export function drainBunServer(s: { stop(force?: boolean): unknown; closeIdleConnections?(): void; pendingRequests: number }, graceMs: number): Promise<DrainReport> {
+  return drainSource(s as never, { graceMs });
 }

@@ -63,7 +63,7 @@ export interface Abi {
   readonly os: "linux" | "darwin" | "freebsd";
   readonly arch: "x64" | "arm64";
   readonly libc: "glibc" | "musl" | "darwin" | "freebsd";
-  /** The soname handed to dlopen. Never an absolute path (abi.md: a path can load a second libc). */
+  /** The soname handed to dlopen. Never an absolute path (docs/design.md, "Per-ABI facts": a path can load a second libc). */
   readonly libName: string;
   /** The function returning the calling thread's errno address. */
   readonly errnoSymbol: "__errno_location" | "__error";

@@ -7,7 +7,7 @@
  *
  * The one arm64 difference that matters is in calling, not layout: variadic arguments (fcntl's third,
  * ioctl's third) go on the stack under Apple's arm64 ABI, so a fixed-arity bun:ffi binding passes them
- * in the wrong place (bun-facts Q8). The table's cloexec strategy ("ioctl_fioclex": FIOCLEX takes no
+ * in the wrong place (docs/design.md, "Per-ABI facts"). The table's cloexec strategy ("ioctl_fioclex": FIOCLEX takes no
  * argument) avoids the problem for CLOEXEC; any other variadic call must be bound with care.
  */
 import type { Abi } from "./abi.ts";

@@ -7,7 +7,7 @@
  *   libc-bsd: rust-lang/libc src/unix/bsd/mod.rs (shared by Apple and the BSDs).
  * Everything except `name`/`arch` is identical on arm64 (both LP64 little-endian; no struct below has an
  * arch-dependent member), so darwin-arm64.ts spreads `darwinShared` from this file.
- * Not a layout fact but worth repeating (bun-facts Q8): on darwin-arm64 variadic arguments go on the
+ * Not a layout fact but worth repeating (docs/design.md, "Per-ABI facts"): on darwin-arm64 variadic arguments go on the
  * stack, which is why CLOEXEC uses the non-variadic-safe ioctl(FIOCLEX) strategy on both darwin ABIs.
  */
 import type { AbiConstants, ErrnoName } from "./abi.ts";
@@ -35,8 +35,8 @@ export const darwinConstants: AbiConstants = {
   // xnu socket.h: MSG_TRUNC 0x10, MSG_CTRUNC 0x20, MSG_DONTWAIT 0x80, MSG_PEEK 0x2
   MSG_CTRUNC: 0x20, MSG_TRUNC: 0x10, MSG_DONTWAIT: 0x80, MSG_PEEK: 0x2,
   // xnu socket.h (current): `#if __DARWIN_C_LEVEL >= 200809L #define MSG_NOSIGNAL 0x80000`. Recorded as
-  // a fact only: the library's sigpipe strategy here is so_nosigpipe (crate spec §3.1; older SDKs/kernels
-  // lack the flag, bun-facts Q8), so nothing should pass this flag on darwin.
+  // a fact only: the library's sigpipe strategy here is so_nosigpipe (docs/design.md, "Platform strategies"; older SDKs/kernels
+  // lack the flag, docs/design.md, "Per-ABI facts"), so nothing should pass this flag on darwin.
   MSG_NOSIGNAL: 0x80000,
   // No MSG_CMSG_CLOEXEC in xnu socket.h: 0 (a no-op when OR-ed); cloexec strategy is ioctl_fioclex
   MSG_CMSG_CLOEXEC: 0,
@@ -130,7 +130,7 @@ export const darwinShared = {
   iovec: { size: 16, base: { offset: 0, size: 8 }, len: { offset: 8, size: 8 } },
   // xnu socket.h struct cmsghdr { socklen_t cmsg_len; int cmsg_level; int cmsg_type; }: 12 bytes.
   // CMSG_LEN(l) = __DARWIN_ALIGN32(sizeof(struct cmsghdr)) + l = 12 + l; CMSG_SPACE(l) = 12 +
-  // __DARWIN_ALIGN32(l), so the alignment quantum is 4 and CMSG_SPACE(4) = 16 (crate spec §2.1).
+  // __DARWIN_ALIGN32(l), so the alignment quantum is 4 and CMSG_SPACE(4) = 16 (docs/design.md, "Wire format").
   cmsg: { headerSize: 12, headerLen: 12, align: 4, len: { offset: 0, size: 4 }, level: { offset: 4, size: 4 }, type: { offset: 8, size: 4 } },
   // No struct ucred for userland (SCM_CREDENTIALS is Linux-only)
   ucred: null,
@@ -162,11 +162,11 @@ export const darwinShared = {
   // struct pollfd { int fd; short events; short revents; }: 8 bytes (POSIX; xnu bsd/sys/poll.h)
   pollfd: { size: 8, fd: { offset: 0, size: 4 }, events: { offset: 4, size: 2 }, revents: { offset: 6, size: 2 } },
   // No MSG_CMSG_CLOEXEC: set FD_CLOEXEC right after recvmsg with ioctl(fd, FIOCLEX) (non-variadic-safe
-  // on arm64, bun-facts Q8; known fork/exec race, crate spec §3.2)
+  // on arm64, docs/design.md, "Per-ABI facts"; known fork/exec race, docs/design.md, "Platform strategies")
   cloexec: "ioctl_fioclex",
-  // crate spec §3.1: setsockopt(SOL_SOCKET, SO_NOSIGPIPE, 1) before every send
+  // docs/design.md, "Platform strategies": setsockopt(SOL_SOCKET, SO_NOSIGPIPE, 1) before every send
   sigpipe: "so_nosigpipe",
-  // crate spec §3.3: clamp(RLIMIT_NOFILE soft limit, 253, 2^20), queried on every receive
+  // docs/design.md, "Platform strategies": clamp(RLIMIT_NOFILE soft limit, 253, 2^20), queried on every receive
   fdBudget: { kind: "rlimit", floor: 253, ceiling: 1048576 },
   // Darwin has no SCM_MAX_FD; the limit is the 2048-byte (MCLBYTES) mbuf cluster the control data is
   // copied into. On 64-bit xnu, unp_internalize (bsd/kern/uipc_usrreq.c) rewrites each 4-byte fd in
@@ -178,7 +178,7 @@ export const darwinShared = {
   maxSendControlBytes: null,
   // No SCM_CREDENTIALS/SO_PASSCRED: the kernel never attaches credentials to a receive
   passCredentials: false,
-  // No accept4/pipe2 and no SOCK_NONBLOCK/SOCK_CLOEXEC in xnu (bun-facts Q8)
+  // No accept4/pipe2 and no SOCK_NONBLOCK/SOCK_CLOEXEC in xnu (docs/design.md, "Per-ABI facts")
   hasAccept4: false,
   hasSockFlags: false,
   // xnu-uipc: localsw[] registers only SOCK_STREAM and SOCK_DGRAM for PF_LOCAL, so

@@ -1,7 +1,7 @@
 /**
  * Picks the ABI table for the running process from process.platform, process.arch and the libc
  * actually loaded. musl is detected from what the process has mapped, never from "dlopen X
- * succeeded" (musl opens any libc.* name, and a glibc host may have musl installed).
+ * succeeded" (musl opens any libc.* name, and a glibc host may have musl installed: docs/design.md, "Per-ABI facts").
  */
 import type { AbiName } from "./abi.ts";
 import { readFileSync } from "node:fs";

@@ -22,7 +22,7 @@ export const freebsdConstants: AbiConstants = {
   // Linux-only: no SCM_CREDENTIALS / SO_PASSCRED / SO_PEERCRED / SO_PASSRIGHTS in fbsd socket.h
   SCM_CREDENTIALS: -1, SO_PASSCRED: -1, SO_PEERCRED: -1, SO_PASSRIGHTS: -1,
   // fbsd socket.h: SO_NOSIGPIPE 0x0800 exists (libc-fbsdl: same); not used, the sigpipe strategy is
-  // the MSG_NOSIGNAL flag (crate spec §3.1)
+  // the MSG_NOSIGNAL flag (docs/design.md, "Platform strategies")
   SO_NOSIGPIPE: 0x0800,
   // fbsd socket.h: SO_TYPE 0x1008, SO_ACCEPTCONN 0x0002, SO_ERROR 0x1007, SO_SNDBUF 0x1001,
   // SO_RCVBUF 0x1002, SO_REUSEADDR 0x0004 (libc-fbsdl: same); libc-fbsd: SO_DOMAIN 0x1019
@@ -121,7 +121,7 @@ export const abi: Abi = {
   // fbsd socket.h struct cmsghdr { socklen_t cmsg_len; int cmsg_level; int cmsg_type; }: 12 bytes, but
   // CMSG_LEN(l) = _ALIGN(sizeof(struct cmsghdr)) + l and CMSG_SPACE(l) = _ALIGN(12) + _ALIGN(l), with
   // fbsd sys/x86/include/_align.h _ALIGNBYTES = sizeof(register_t) - 1 = 7 on amd64: so
-  // CMSG_LEN(0) = 16 and the alignment quantum is 8 (crate spec §2.1: rights(1) = 24, rights(253) = 1032).
+  // CMSG_LEN(0) = 16 and the alignment quantum is 8 (docs/design.md, "Wire format": rights(1) = 24, rights(253) = 1032).
   cmsg: { headerSize: 12, headerLen: 16, align: 8, len: { offset: 0, size: 4 }, level: { offset: 4, size: 4 }, type: { offset: 8, size: 4 } },
   ucred: null,
   // fbsd ucred.h struct xucred { u_int cr_version @0; uid_t cr_uid @4; short cr_ngroups @8;
@@ -155,10 +155,10 @@ export const abi: Abi = {
   },
   // struct pollfd { int fd; short events; short revents; }: 8 bytes (POSIX)
   pollfd: { size: 8, fd: { offset: 0, size: 4 }, events: { offset: 4, size: 2 }, revents: { offset: 6, size: 2 } },
-  // crate spec §3.1: FreeBSD gets MSG_CMSG_CLOEXEC (atomic, kernel) and MSG_NOSIGNAL
+  // docs/design.md, "Platform strategies": FreeBSD gets MSG_CMSG_CLOEXEC (atomic, kernel) and MSG_NOSIGNAL
   cloexec: "msg_cmsg_cloexec",
   sigpipe: "msg_nosignal",
-  // crate spec §3.1: a fixed 253 "budget" on the BSDs (not a claim about the kernel's maximum)
+  // docs/design.md, "Platform strategies": a fixed 253 "budget" on the BSDs (not a claim about the kernel's maximum)
   fdBudget: { kind: "fixed", fds: 253 },
   // FreeBSD has no SCM_MAX_FD; 253 is the crate's per-message budget, reused as the send limit so one
   // message is the same size everywhere (CMSG_SPACE(1012) = 1032 bytes).

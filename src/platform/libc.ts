@@ -1,6 +1,6 @@
 /**
  * libc bound through bun:ffi dlopen with the OS's symbol set from symbols.ts (a single missing symbol
- * makes the whole dlopen throw, bun-facts Q1). No C is compiled. Each thread (the main thread, the
+ * makes the whole dlopen throw, docs/design.md, "Pointers and buffers"). No C is compiled. Each thread (the main thread, the
  * reactor Worker) evaluates this module once and caches its own errno address: errno is thread-local.
  * On darwin-arm64 the padded variadic fcntl binding (symbols.ts) is wrapped back to three arguments.
  */

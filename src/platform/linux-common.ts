@@ -1,8 +1,8 @@
 /**
  * Kernel ABI shared by the four Linux tables (x86_64 and aarch64 use the same socket, MSG_*, F_*, errno
  * and RLIMIT numbers; aarch64 takes them from asm-generic, x86_64 from its own headers, and they agree
- * for every value below). Sources: bun-facts.md Q8 (printed by a C program on x86_64 glibc 2.36),
- * abi.md (re-run on aarch64 and musl), and the Rust libc crate src/unix/linux_like/linux/mod.rs +
+ * for every value below). Sources: docs/design.md, "Per-ABI facts" (printed by a C program on x86_64 glibc 2.36),
+ * docs/design.md, "Per-ABI facts" (re-run on aarch64 and musl), and the Rust libc crate src/unix/linux_like/linux/mod.rs +
  * arch/generic/mod.rs. Only linux-*.ts files import this.
  */
 import type { AbiConstants, ErrnoName } from "./abi.ts";
@@ -94,7 +94,7 @@ export const linuxShared = {
   kevent: null,
   cloexec: "msg_cmsg_cloexec",
   sigpipe: "msg_nosignal",
-  // SCM_MAX_FD in include/net/scm.h; bun-facts Q3: 254 fds -> EINVAL
+  // SCM_MAX_FD in include/net/scm.h; docs/design.md, "Limits and truncation": 254 fds -> EINVAL
   fdBudget: { kind: "fixed", fds: 253 },
   maxFdsPerSend: 253,
   passCredentials: true,
@@ -109,7 +109,7 @@ export const linuxShared = {
 /**
  * glibc: sizeof(struct msghdr)=56 with size_t msg_iovlen/msg_controllen; sizeof(struct cmsghdr)=16
  * with size_t cmsg_len @0, level @8, type @12; CMSG_LEN(0)=16, CMSG_SPACE(1)-CMSG_SPACE(0)=8
- * (bun-facts Q8, printed by a C program on x86_64; abi.md, re-run on aarch64).
+ * (docs/design.md, "Per-ABI facts", printed by a C program on x86_64; docs/design.md, "Per-ABI facts", re-run on aarch64).
  */
 export const gnuLayout = {
   msghdr: {
@@ -125,9 +125,9 @@ export const gnuLayout = {
 
 /**
  * musl: the same offsets, but msg_iovlen is an int, msg_controllen and cmsg_len are socklen_t, each
- * followed by 4 bytes of padding (musl include/sys/socket.h; abi.md, measured on musl 1.2.3). We write
+ * followed by 4 bytes of padding (musl include/sys/socket.h; docs/design.md, "Per-ABI facts", measured on musl 1.2.3). We write
  * 4 bytes and keep the pads zero. musl's 64-bit sendmsg copies control data into a fixed stack array
- * and fails with ENOMEM above 1024 bytes (musl 1.2.3, abi.md): one message carries at most 252 fds.
+ * and fails with ENOMEM above 1024 bytes (musl 1.2.3, docs/design.md, "Per-ABI facts"): one message carries at most 252 fds.
  */
 export const muslLayout = {
   msghdr: {

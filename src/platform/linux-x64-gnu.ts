@@ -1,5 +1,5 @@
 /**
- * Linux x86_64, glibc. Verified by a C program on glibc 2.36 (bun-facts.md Q8) and by running the test
+ * Linux x86_64, glibc. Verified by a C program on glibc 2.36 (docs/design.md, "Per-ABI facts") and by running the test
  * suite natively here.
  */
 import type { Abi } from "./abi.ts";

@@ -1,7 +1,13 @@
 /**
- * Test helpers for counting open fds. The fd table is process-wide and bun test runs files one after
- * another in one process, so a test takes its baseline, does its work, and compares — with nothing
- * async of its own still running in between.
+ * Test helpers for counting open fds.
+ *
+ * The fd table is process-wide and `bun test` runs every file in one process, so fds that earlier tests
+ * (or Bun itself: child-process pipes, pidfds, finalizers) close late can disappear at any moment. A
+ * count of the whole table therefore depends on test order. These helpers compare *identities*
+ * instead: a snapshot maps each open fd number to what it points at ("socket:[123]"), and a test asserts
+ * only on fds that are open now but were not open (as the same object) when it took its snapshot — the
+ * fds its own work created. Fds that vanished meanwhile are ignored; a test that must prove a specific
+ * fd stayed open (a sent fd stays the caller's) checks that fd with `fdTarget`.
  */
 import { readdirSync, readlinkSync } from "node:fs";
 
@@ -20,10 +26,6 @@ export function openFds(): number[] {
   return out.sort((a, b) => a - b);
 }
 
-export function countOpenFds(): number {
-  return openFds().length;
-}
-
 /** What an fd number points at ("pipe:[123]", "/dev/null", ...), or null if closed. */
 export function fdTarget(fd: number): string | null {
   try {
@@ -33,18 +35,49 @@ export function fdTarget(fd: number): string | null {
   }
 }
 
+/** fd number → target, taken at one moment. */
+export type FdSnapshot = ReadonlyMap<number, string>;
+
+export function fdSnapshot(): FdSnapshot {
+  const map = new Map<number, string>();
+  for (const fd of openFds()) {
+    const target = fdTarget(fd);
+    if (target !== null) map.set(fd, target);
+  }
+  return map;
+}
+
+/** Fds open now that were not open as the same object in `snap`, as "fd=target" strings. */
+export function newFdsSince(snap: FdSnapshot): string[] {
+  const out: string[] = [];
+  for (const fd of openFds()) {
+    const target = fdTarget(fd);
+    if (target !== null && snap.get(fd) !== target) out.push(`${fd}=${target}`);
+  }
+  return out;
+}
+
+/** Asserts that exactly `count` fds were created since `snap` and are still open. */
+export function expectNewFds(snap: FdSnapshot, count: number): void {
+  const created = newFdsSince(snap);
+  if (created.length !== count) {
+    throw new Error(`expected ${count} new open fd(s) since the snapshot, found ${created.length}: [${created.join(", ")}]`);
+  }
+}
+
+/** Asserts that no fd created since `snap` is still open. */
+export function expectNoNewFds(snap: FdSnapshot): void {
+  expectNewFds(snap, 0);
+}
+
 /**
- * Runs `body` and asserts the number of open fds afterwards equals the count before (plus `delta`).
- * Returns what body returned. Gives pending finalizers no chance to hide a leak: nothing here calls GC.
+ * Runs `body` and asserts that afterwards exactly `delta` fds it created are still open (0: nothing
+ * leaked). Returns what body returned. Gives pending finalizers no chance to hide a leak: nothing here
+ * calls GC.
  */
 export async function expectNoFdLeak<T>(body: () => T | Promise<T>, delta = 0): Promise<T> {
-  const before = openFds();
+  const snap = fdSnapshot();
   const result = await body();
-  const after = openFds();
-  if (after.length !== before.length + delta) {
-    const extra = after.filter((fd) => !before.includes(fd)).map((fd) => `${fd}=${fdTarget(fd)}`);
-    const gone = before.filter((fd) => !after.includes(fd));
-    throw new Error(`fd count changed by ${after.length - before.length} (expected ${delta}); new: [${extra.join(", ")}] gone: [${gone.join(", ")}]`);
-  }
+  expectNewFds(snap, delta);
   return result;
 }

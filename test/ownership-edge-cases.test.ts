@@ -1,17 +1,17 @@
 /**
- * Adversarial review: ownership defects. Every test here fails on the reviewed tree.
+ * Ownership edge cases: resizable and shared buffers under SocketAncillary, UnixListener.close(),
+ * fds on the handoff's rejected paths, argument errors that must not leak.
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cmsgRecvmsg, SocketAncillary } from "../src/ancillary.ts";
-import { OwnedFd } from "../src/owned-fd.ts";
 import { UnixListener, UnixSeqpacket, UnixStream } from "../src/socket.ts";
 import { requestHandoff } from "../src/handoff/client.ts";
 import { serveHandoff } from "../src/handoff/server.ts";
 import { encodeFrame } from "../src/handoff/protocol.ts";
-import { fdTarget, openFds } from "./helpers/fds.ts";
+import { openFds, fdTarget } from "./helpers/fds.ts";
 import { closeRaw, openRaw } from "./fixtures/libc.ts";
 
 const OFFER = 2;
@@ -19,7 +19,7 @@ const READY = 3;
 
 /** A file with a unique path, so /proc/self/fd tells whether any fd still refers to it. */
 function markerFile(tag: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `ua-review-${tag}-`));
+  const dir = mkdtempSync(join(tmpdir(), `ua-edge-${tag}-`));
   const p = join(dir, "marker");
   writeFileSync(p, "x");
   return p;
@@ -76,7 +76,7 @@ describe.skipIf(emulated)("SocketAncillary over a resizable ArrayBuffer (skipped
       a.sendFdsSync("x", [src, src]);
       closeRaw(src);
       try {
-        cmsgRecvmsg(b, [new Uint8Array(8)], anc); // reviewed tree: TypeError (DataView out of bounds) after recvmsg
+        cmsgRecvmsg(b, [new Uint8Array(8)], anc); // before the fix: TypeError (DataView out of bounds) after recvmsg
         for (const m of anc.messages()) if (m.type === "rights") for (const fd of m.fds) fd.close();
       } catch {}
       try {
@@ -93,12 +93,12 @@ describe.skipIf(emulated)("SocketAncillary over a resizable ArrayBuffer (skipped
 
 describe("UnixListener.close()", () => {
   test("does not unlink a socket file that another listener now owns at the same path", () => {
-    const dir = mkdtempSync(join(tmpdir(), "ua-review-unlink-"));
+    const dir = mkdtempSync(join(tmpdir(), "ua-edge-unlink-"));
     const p = join(dir, "s.sock");
     try {
       const first = UnixListener.bindSync(p);
       unlinkSync(p); // e.g. a successor/second instance removed the stale file and bound its own
-      using second = UnixListener.bindSync(p);
+      using _second = UnixListener.bindSync(p);
       first.close();
       expect(existsSync(p)).toBe(true);
       const c = UnixStream.connectSync(p); // the second listener must still be reachable
@@ -132,7 +132,7 @@ describe("handoff: fds on rejected paths", () => {
 
   test("old side: an offer frame with an fd instead of hello is rejected and its fd closed", async () => {
     const [srvEnd, peerEnd] = UnixSeqpacket.pair();
-    const lsDir = mkdtempSync(join(tmpdir(), "ua-review-ls-"));
+    const lsDir = mkdtempSync(join(tmpdir(), "ua-edge-ls-"));
     using l = UnixListener.bindSync(join(lsDir, "l.sock"));
     const ho = serveHandoff({ http: l.fd }, { socket: srvEnd, timeoutMs: 2000 });
     const attempt = ho.nextAttempt();
@@ -182,7 +182,7 @@ describe("SocketAncillary over a SharedArrayBuffer", () => {
       throw e;
     }
     // offset 16 = first fd slot of the SCM_RIGHTS message the kernel writes at offset 0 (x86_64/aarch64 Linux)
-    const w = new Worker(new URL("./fixtures/review-sab-writer.ts", import.meta.url).href, { workerData: { sab, index: 4, value: victim } } as WorkerOptions);
+    const w = new Worker(new URL("./fixtures/sab-writer.ts", import.meta.url).href, { workerData: { sab, index: 4, value: victim } } as WorkerOptions);
     await new Promise((r) => w.addEventListener("message", r, { once: true }));
     const [a, b] = UnixStream.pair();
     const marker = markerFile("sab");

@@ -1,5 +1,5 @@
 /**
- * Review of the hot-path refactor (MsgBlock send/receive blocks, staged SCM_RIGHTS header reused across
+ * Reuse of the per-socket message blocks (MsgBlock send/receive blocks, staged SCM_RIGHTS header reused across
  * sends, receiveOne's >253 fallback, OwnedFd's pending-registration stack, UnixSocket's cached fd
  * number, the reactor's close hook installed only while registrations exist).
  *
@@ -16,7 +16,7 @@ import { abi, K } from "../src/platform/index.ts";
 const MAX = abi.maxFdsPerSend;
 import * as sys from "../src/sys.ts";
 import { reactorStats, shutdownReactor, waitFor } from "../src/async/reactor.ts";
-import { expectNoFdLeak, fdTarget, openFds } from "./helpers/fds.ts";
+import { fdTarget, fdSnapshot, newFdsSince, expectNoFdLeak } from "./helpers/fds.ts";
 import { closeRaw, isOpen, pipeRaw, readRaw, setNonblocking, writeRaw } from "./fixtures/libc.ts";
 
 // ---- helpers --------------------------------------------------------------------------------------
@@ -544,7 +544,7 @@ describe("receive/send block iovec cache: buffer identity, offsets, detached and
   });
 
   // Under qemu-user (the arm64 CI runs) creating a resizable ArrayBuffer aborts Bun itself ("mprotect
-  // failed: Cannot allocate memory"), as in review-ownership.test.ts.
+  // failed: Cannot allocate memory"), as in ownership-edge-cases.test.ts.
   test.skipIf(process.env.UA_EMULATED === "1")("a length-tracking view on a resizable ArrayBuffer: each receive uses the current length (skipped under qemu-user: JSC cannot reserve resizable buffers there)", async () => {
     await expectNoFdLeak(() => {
       const [tx, rx] = UnixStream.pair();
@@ -579,7 +579,7 @@ describe("OwnedFd pending stack and the FinalizationRegistry net", () => {
   test("1,000+ received OwnedFds closed in forward/reverse/random order, released, kept across a turn, dropped: no double close, no leak", async () => {
     const env = { ...process.env };
     delete env.UNIX_ANCILLARY_DEBUG;
-    const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "review-hotpath-gc.ts")], {
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "leak-net-gc-stack.ts")], {
       env,
       stdout: "pipe",
       stderr: "pipe",
@@ -611,7 +611,7 @@ describe("reactor close hook only while registrations exist", () => {
       const [x, y] = sys.socketpair(K.SOCK_STREAM);
       return [OwnedFd.from(x), OwnedFd.from(y)];
     };
-    const baseline = openFds().filter((fd) => fdTarget(fd)?.startsWith("socket:"));
+    const baseline = fdSnapshot();
     // (a) the first registration installs the hook: closing the OwnedFd (no explicit forget) rejects
     const [a1, a2] = ownedPair();
     const num = a1.fd;
@@ -685,7 +685,7 @@ describe("reactor close hook only while registrations exist", () => {
     got[Symbol.dispose]();
     e1.close();
     e2.close();
-    expect(openFds().filter((fd) => fdTarget(fd)?.startsWith("socket:"))).toEqual(baseline);
+    expect(newFdsSince(baseline).filter((s) => s.includes("=socket:"))).toEqual([]);
   });
 });
 

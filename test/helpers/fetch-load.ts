@@ -1,6 +1,7 @@
 /**
- * A small loopback HTTP load generator for handoff tests, the demo and the bench (prior-art C.3 #10):
- * N concurrent clients, each sending requests back to back, either on a fresh connection per request
+ * A fetch-based loopback HTTP load generator. Bun's fetch silently retries a reused connection that
+ * closes before a response, so it hides keep-alive losses: acceptance numbers come from the
+ * non-retrying client in http-load.ts. N concurrent clients, each sending requests back to back, either on a fresh connection per request
  * (`Connection: close`) or on keep-alive connections, counting successes and every failure by kind
  * (refused, reset, timeout, HTTP status). Bounded: it stops at `durationMs` or stop().
  */

@@ -1,25 +1,13 @@
 /**
- * Review of the hot-path changes 0d91fde..HEAD: the leak net's pending stack (adoptSlots/enqueueAll,
- * closeAll's one-pass _closeEach), the MSG_DONTWAIT sentinels (WOULD_BLOCK / WOULD_BLOCK_FDS) and the
- * MsgBlock payload cache (one-off buffers no longer materialised).
+ * User code inside a send, and sockets the caller made non-blocking.
  *
- * The first describe block holds the defects found: each of its tests fails on the reviewed tree.
- * Everything else pins invariants the existing tests do not cover.
- *
- * Send-side defect, root cause: sendOne()/send() take the payload's address (MsgBlock.setBuffer /
- * IovecArray.set) and only then resolve the fd list (#stageRights → fdAt), which runs user code — an
- * `{ fd }` getter (FdLike allows any object with a numeric `fd`). Whatever that code does to the payload
- * happens between ptr() and sendmsg(). Since 0d91fde a one-off payload is no longer materialised
- * before ptr(): if the getter creates its ArrayBuffer (`.buffer`, `subarray()`, `new DataView(..)`,
- * ...), JSC moves the storage and sendmsg reads the abandoned copy (freed GC memory once collected).
- * Before 0d91fde the same call sent the current bytes (checked at 93e6056). A getter that detaches the
- * payload, or a second (never materialised) vectored buffer, shows the same ordering problem on older
- * code. The socket's fd number is likewise read before the list is resolved, so a getter that closes
- * the socket diverts the message to whichever socket reuses the number. Receives run no user code
- * between ptr() and recvmsg(). Separately, the cache's materialisation trusts `buf.buffer`, which a
- * subclass can shadow. Fixes that make these pass: resolve the fd list (#stageRights) before taking
- * any payload address and before reading the socket's number; materialise through the intrinsic
- * %TypedArray%.prototype.buffer getter.
+ * - An `{ fd }` getter in the fd list is user code that runs during a send. The send path must resolve
+ *   the fd list before it takes any payload address or reads the socket's number: a getter that moves a
+ *   payload's storage (creating its ArrayBuffer, detaching it) or closes the socket must not make
+ *   sendmsg read stale memory or reach whichever socket reuses the number.
+ * - The sync API on a non-blocking socket throws EAGAIN; the internal would-block sentinels never reach
+ *   a caller, sync or async.
+ * - The leak net's pending stack and closeAll over arrays the library did not make.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -28,7 +16,7 @@ import { abi } from "../src/platform/index.ts";
 import { WOULD_BLOCK_FDS } from "../src/msg-io.ts";
 import { adoptSlots, closeAll } from "../src/owned-fd.ts";
 import { shutdownReactor } from "../src/async/reactor.ts";
-import { expectNoFdLeak, fdTarget } from "./helpers/fds.ts";
+import { fdTarget, expectNoFdLeak } from "./helpers/fds.ts";
 import { closeRaw, dupRaw, isOpen, openRaw, pipeRaw, setNonblocking } from "./fixtures/libc.ts";
 
 const MAX = abi.maxFdsPerSend; // 253 on glibc, 252 on musl
@@ -106,7 +94,7 @@ describe("defects: user code in the fd list (an { fd } getter) runs after the se
           using r = rx.recvFdsSync(1, { bufferSize: 64 });
           expect(r.fds.length).toBe(1);
           expect(fdTarget(r.fds[0]!.fd)).toBe(fdTarget(p));
-          // reviewed tree: "AAAAAAAA" — read from the storage the Uint8Array no longer owns
+          // before the fix: "AAAAAAAA" — read from the storage the Uint8Array no longer owns
           expect(text(r.data)).toBe(text(u));
         } finally {
           closeRaw(p);
@@ -142,7 +130,7 @@ describe("defects: user code in the fd list (an { fd } getter) runs after the se
           expect(u.byteLength).toBe(0); // precondition: the payload is now empty
           if (err === undefined) {
             using r = rx.recvFdsSync(1, { bufferSize: 64 });
-            // reviewed tree: sent 8, the datagram is "CCCCCCCC" (another buffer's memory)
+            // before the fix: sent 8, the datagram is "CCCCCCCC" (another buffer's memory)
             expect({ sent, data: text(r.data) }).toEqual({ sent: 0, data: "" });
           }
           expect(moved).not.toBeNull();
@@ -172,7 +160,7 @@ describe("defects: user code in the fd list (an { fd } getter) runs after the se
         tx.sendFdsVectoredSync([head, tail], [like]);
         using r = rx.recvFdsSync(1, { bufferSize: 64 });
         expect(r.fds.length).toBe(1);
-        // reviewed tree: "hdAAAAAA"
+        // before the fix: "hdAAAAAA"
         expect(text(r.data)).toBe("hd" + text(tail));
       } finally {
         closeRaw(p);
@@ -211,7 +199,7 @@ describe("defects: user code in the fd list (an { fd } getter) runs after the se
             if (!(e instanceof SystemError && e.code === "EAGAIN")) throw e;
           }
         }
-        // reviewed tree: sendFdsSync returns 5 and the new pair receives "stray + 1 fd"
+        // before the fix: sendFdsSync returns 5 and the new pair receives "stray + 1 fd"
         expect(delivered).toEqual([]);
         expect(err).toBeDefined();
       } finally {
@@ -246,7 +234,7 @@ describe("defects: user code in the fd list (an { fd } getter) runs after the se
         u.fill(0x42);
         tx.sendFdsSync(u);
         using r = rx.recvFdsSync(0, { bufferSize: 64 });
-        // reviewed tree: "AAAAAAAA"
+        // before the fix: "AAAAAAAA"
         expect(text(r.data)).toBe("BBBBBBBB");
       } finally {
         tx.close();
@@ -541,7 +529,7 @@ describe("leak net: pending stack and closeAll over arrays the library did not m
   test("random walk over every creation path and ending, with turns in between (child process, GC, sentinels, one net warning per dropped fd)", async () => {
     const env: Record<string, string | undefined> = { ...process.env, UNIX_ANCILLARY_DEBUG: "1" };
     const runs = ["11", "12"].map(async (seed) => {
-      const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "review-ownership2-gc.ts"), seed], { env, stdout: "pipe", stderr: "pipe" });
+      const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "leak-net-gc-walk.ts"), seed], { env, stdout: "pipe", stderr: "pipe" });
       const timer = setTimeout(() => child.kill(), 50_000);
       const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
       clearTimeout(timer);
