@@ -14,24 +14,17 @@
  */
 import { ptr, type Pointer } from "bun:ffi";
 import { abi } from "./platform/index.ts";
-import type { Field } from "./platform/abi.ts";
+import { storeWords } from "./cmsg/fields.ts";
 import { viewBuffer, viewByteLength, viewByteOffset } from "./intrinsics.ts";
 
 const M = abi.msghdr;
 const IOV = abi.iovec;
-const TWO_32 = 0x1_0000_0000;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
 /** The ArrayBuffer behind `view`, created now if it did not exist yet (which may move the view's storage). */
 const materialise = viewBuffer;
 
-/** Writes an unsigned 4- or 8-byte field at a 4-aligned byte offset through an Int32Array. */
-function putField(i32: Int32Array, at: number, field: Field, value: number): void {
-  const w = (at + field.offset) >> 2;
-  i32[w] = value; // ToInt32 keeps the low 32 bits
-  if (field.size === 8) i32[w + 1] = Math.floor(value / TWO_32);
-}
 
 export class MsgBlock {
   /** The whole block; word 0 is the msghdr. */
@@ -71,8 +64,8 @@ export class MsgBlock {
     this.controlSize = controlSize;
     this.controlView = new DataView(buffer, controlAt, controlSize);
     this.#controlAddress = this.address + controlAt;
-    putField(this.i32, 0, M.iov, this.address + iovAt);
-    putField(this.i32, 0, M.iovlen, 1);
+    storeWords(this.i32, 0, M.iov, this.address + iovAt);
+    storeWords(this.i32, 0, M.iovlen, 1);
   }
 
   /** Points the iovec at all of `buf` (a zero-length buffer gets a null base: ptr() rejects empty views). */
@@ -103,16 +96,16 @@ export class MsgBlock {
       this.#buf = null;
       this.#arrayBuffer = null;
     }
-    putField(this.i32, this.#iovAt, IOV.base, address);
-    putField(this.i32, this.#iovAt, IOV.len, len);
+    storeWords(this.i32, this.#iovAt, IOV.base, address);
+    storeWords(this.i32, this.#iovAt, IOV.len, len);
   }
 
   /** Points the iovec at buf[start..] without remembering it (a one-off: the tail of a send-all). */
   setRange(buf: Uint8Array, start: number): void {
     const len = viewByteLength(buf) - start;
     this.release();
-    putField(this.i32, this.#iovAt, IOV.base, len > 0 ? ptr(buf, start) : 0);
-    putField(this.i32, this.#iovAt, IOV.len, len);
+    storeWords(this.i32, this.#iovAt, IOV.base, len > 0 ? ptr(buf, start) : 0);
+    storeWords(this.i32, this.#iovAt, IOV.len, len);
   }
 
   /** Forgets the remembered payload buffer (so the block does not keep a caller's buffer alive). */
@@ -131,8 +124,8 @@ export class MsgBlock {
   setControl(length: number): void {
     if (length === this.#controllen) return;
     this.#controllen = length;
-    putField(this.i32, 0, M.control, length > 0 ? this.#controlAddress : 0);
-    putField(this.i32, 0, M.controllen, length);
+    storeWords(this.i32, 0, M.control, length > 0 ? this.#controlAddress : 0);
+    storeWords(this.i32, 0, M.controllen, length);
   }
 
   /** After recvmsg: msg_controllen holds what the kernel wrote. */

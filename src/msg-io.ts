@@ -16,13 +16,17 @@
  * region in one ArrayBuffer; the vectored and low-level calls use a general msghdr and a growable
  * iovec array. The hot path allocates nothing but its results (the OwnedFds, the fds array, the
  * result object, and the payload copy of the allocating receives).
+ *
+ * User code inside a send (an `{ fd }` getter, a socket subclass's `fd`) may send again; that send
+ * gets a Sender of its own, so the send that called it keeps the fds it resolved (Engine.#sending).
+ * Every length and offset of a caller buffer is read through the built-in getters (intrinsics.ts).
  */
 import { ptr, type Pointer } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";
 import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
-import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
+import { readUnsigned, storeWords, writeUnsigned } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
 import { viewByteLength } from "./intrinsics.ts";
 import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
@@ -128,12 +132,6 @@ class IovecArray {
   }
 }
 
-/** Writes an 8- or 4-byte little-endian unsigned field through a Uint32Array at a 4-aligned offset. */
-function putU(u32: Uint32Array, field: { offset: number; size: number }, value: number): void {
-  const w = field.offset >> 2;
-  u32[w] = value >>> 0;
-  if (field.size === 8) u32[w + 1] = Math.floor(value / 0x1_0000_0000);
-}
 
 class Header {
   readonly bytes = new Uint8Array(M.size);
@@ -151,11 +149,11 @@ class Header {
     // msghdr fields sit at 4-aligned offsets on every supported ABI (abi.ts tables): word stores.
     const u = this.u32;
     const iovAddr = iovlen > 0 ? iov.address : 0;
-    if (iovAddr !== this.#iov) putU(u, M.iov, (this.#iov = iovAddr));
-    if (iovlen !== this.#iovlen) putU(u, M.iovlen, (this.#iovlen = iovlen));
+    if (iovAddr !== this.#iov) storeWords(u, 0, M.iov, (this.#iov = iovAddr));
+    if (iovlen !== this.#iovlen) storeWords(u, 0, M.iovlen, (this.#iovlen = iovlen));
     const ctl = controllen > 0 ? control : 0;
-    if (ctl !== this.#control) putU(u, M.control, (this.#control = ctl));
-    if (controllen !== this.#controllen) putU(u, M.controllen, (this.#controllen = controllen));
+    if (ctl !== this.#control) storeWords(u, 0, M.control, (this.#control = ctl));
+    if (controllen !== this.#controllen) storeWords(u, 0, M.controllen, (this.#controllen = controllen));
   }
   /** After recvmsg: msg_controllen now holds what the kernel wrote, not what we last set. */
   invalidateControllen(): void {

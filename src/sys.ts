@@ -7,6 +7,7 @@
  * runs in between. Nothing here closes an fd except closeFd.
  */
 import { ptr } from "bun:ffi";
+import { lstatSync } from "node:fs";
 import { abi, K } from "./platform/index.ts";
 import { errno, libc } from "./platform/libc.ts";
 import { invalidArgType, invalidArgValue, SystemError } from "./errors.ts";
@@ -34,14 +35,25 @@ export function fail(syscall: string, path?: string): never {
   throw new SystemError(syscall, errno(), path);
 }
 
-/** Calls `f` until it does not fail with EINTR. Returns the non-negative result or throws SystemError. */
-export function retry(syscall: string, f: () => number, path?: string): number {
+/**
+ * The library's EINTR loop: calls `f` (a libc call returning -1 on failure) until it does not fail with
+ * EINTR. Returns its non-negative result, or -errno (errno read right after the failing call). The
+ * engine's sendmsg/recvmsg keep their own out-of-line copy (msg-io.ts): it also maps EAGAIN.
+ */
+export function retryEintr(f: () => number): number {
   for (;;) {
     const r = f();
     if (r >= 0) return r;
     const e = errno();
-    if (e !== EINTR) throw new SystemError(syscall, e, path);
+    if (e !== EINTR) return -e;
   }
+}
+
+/** retryEintr, throwing a SystemError for a failure. */
+export function retry(syscall: string, f: () => number, path?: string): number {
+  const r = retryEintr(f);
+  if (r < 0) throw new SystemError(syscall, -r, path);
+  return r;
 }
 
 let closeHook: ((fd: number) => void) | null = null;
@@ -186,12 +198,8 @@ export function bind(fd: number, path: string): void {
 
 export function connect(fd: number, path: string): void {
   const len = encodeUnixAddress(path);
-  for (;;) {
-    if (libc.connect(fd, addrPtr, len) === 0) return;
-    const e = errno();
-    if (e === EINTR) continue;
-    throw new SystemError("connect", e, path);
-  }
+  // AF_UNIX: an interrupted connect left the socket unconnected, so calling again is a fresh attempt.
+  retry("connect", () => libc.connect(fd, addrPtr, len), path);
 }
 
 export function listen(fd: number, backlog: number): void {
@@ -305,6 +313,19 @@ export function socketDomain(fd: number): number {
 
 export function shutdown(fd: number, how: number): void {
   retry("shutdown", () => libc.shutdown(fd, how));
+}
+
+/**
+ * "dev:ino" of the file at `path` (not following a symlink), or null if there is none: the one identity
+ * check before removing a socket file (a file someone bound or renamed over the path since is not ours).
+ */
+export function fileIdentity(path: string): string | null {
+  try {
+    const st = lstatSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
 }
 
 export function unlinkPath(path: string): boolean {

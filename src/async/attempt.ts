@@ -46,7 +46,12 @@ export function attemptOnce<T>(attempt: Attempt<T>, fd: number): T | typeof AGAI
   }
 }
 
-export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/**
+ * The library's one sleep: resolves after `ms`, rejects with ERR_UA_ABORTED as soon as `signal` aborts.
+ * `ref: false` lets the process exit while it waits (handoff polling).
+ */
+export function sleep(ms: number, signal?: AbortSignal, ref = true): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       clearTimeout(t);
@@ -56,6 +61,7 @@ export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void
       signal?.removeEventListener("abort", onAbort);
       resolve();
     }, ms);
+    if (!ref) (t as unknown as { unref?: () => void }).unref?.();
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -37,6 +37,17 @@ export function writeUnsigned(dv: DataView, at: number, field: Field, value: num
   }
 }
 
+/**
+ * Writes an unsigned 4- or 8-byte little-endian field through 32-bit words (Int32Array or Uint32Array
+ * over the whole struct buffer) at byte offset `at` + field.offset, which must be 4-aligned: the hot
+ * paths' struct writer (msghdr, iovec in MsgBlock and the general header). Integers in [0, 2^53).
+ */
+export function storeWords(words: Int32Array | Uint32Array, at: number, field: Field, value: number): void {
+  const w = (at + field.offset) >> 2;
+  words[w] = value >>> 0; // the low 32 bits (the same bits whether the array is signed or not)
+  if (field.size === 8) words[w + 1] = Math.floor(value / TWO_32);
+}
+
 /** Reads a signed 32-bit field (pid, cmsg_level, cmsg_type, fds). */
 export function readInt32(dv: DataView, at: number, field: Field): number {
   return dv.getInt32(at + field.offset, true);

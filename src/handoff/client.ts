@@ -238,6 +238,8 @@ export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<
       // Check the number before owning it: if it is not a seqpacket socket the caller still owns it.
       const type = sys.getsockoptInt(opts.fd, K.SOL_SOCKET, K.SO_TYPE);
       if (type !== K.SOCK_SEQPACKET) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `requestHandoff: fd ${opts.fd} is not a SOCK_SEQPACKET socket (SO_TYPE ${type}); it was left open and is still yours`);
+      // fromFd also refuses other families (e.g. SCTP's seqpacket sockets): check before owning it, too.
+      if (sys.socketDomain(opts.fd) !== K.AF_UNIX) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `requestHandoff: fd ${opts.fd} is not an AF_UNIX socket; it was left open and is still yours`);
       sock = UnixSeqpacket.fromFd(adopt(opts.fd));
     }
   } else if (opts.path !== undefined) {

@@ -302,7 +302,10 @@ export function trackBunListenHandlers(handlers: Record<string, any>): { handler
   };
   h.close = function (this: unknown, s: any, ...rest: any[]) {
     const e = byS.get(s);
-    if (e) set.delete(e), byS.delete(s);
+    if (e) {
+      set.delete(e);
+      byS.delete(s);
+    }
     return close?.call(this, s, ...rest);
   };
   return { handlers: h, attach: (listener) => rawConnections.set(listener, set) };

@@ -18,6 +18,7 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
+import { retry } from "../sys.ts";
 
 export interface EpollRegistration {
   epfd: number;
@@ -68,11 +69,7 @@ function epollAdd(reg: EpollRegistration): void {
   const view = new DataView(buf.buffer);
   view.setUint32(layout.events.offset, reg.events >>> 0, true);
   view.setBigUint64(layout.data.offset, reg.data, true);
-  for (;;) {
-    if (libc.epoll_ctl(reg.epfd, K.EPOLL_CTL_ADD, reg.tfd, ptr(buf)) === 0) return;
-    const e = errno();
-    if (e !== abi.errno.EINTR) throw new SystemError("epoll_ctl", e);
-  }
+  retry("epoll_ctl", () => libc.epoll_ctl(reg.epfd, K.EPOLL_CTL_ADD, reg.tfd, ptr(buf)));
 }
 
 /**
@@ -80,11 +77,7 @@ function epollAdd(reg: EpollRegistration): void {
  * event loop runs on this thread, so nothing polls between the dup3 and the epoll_ctl.
  */
 export function replaceRegisteredFd(source: number, target: number, reg: EpollRegistration): void {
-  for (;;) {
-    if (libc.dup3(source, target, K.O_CLOEXEC) >= 0) break;
-    const e = errno();
-    if (e !== abi.errno.EINTR) throw new SystemError("dup3", e);
-  }
+  retry("dup3", () => libc.dup3(source, target, K.O_CLOEXEC));
   epollAdd({ ...reg, tfd: target });
 }
 

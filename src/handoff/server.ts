@@ -18,7 +18,7 @@
  * control listener and each upgrader connection are owned here and closed on every path; fds an
  * upgrader sends (it never should) are closed by Channel.recv.
  */
-import { mkdirSync, renameSync, statSync, unlinkSync, lstatSync } from "node:fs";
+import { mkdirSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { UnixSeqpacket, UnixSeqpacketListener } from "../socket.ts";
 import { OwnedFd } from "../owned-fd.ts";
@@ -192,8 +192,7 @@ export class HandoffServer implements Disposable {
     const l = UnixSeqpacketListener.bindSync(tmp, { mode: 0o600, backlog: 8, unlinkOnClose: false });
     try {
       renameSync(tmp, path);
-      const st = lstatSync(path);
-      this.#fileId = `${st.dev}:${st.ino}`;
+      this.#fileId = sys.fileIdentity(path);
     } catch (e) {
       l.close();
       try {
@@ -344,7 +343,10 @@ export class HandoffServer implements Disposable {
       this.#resolve(result);
       return { ok: true, result };
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
+      let err = e instanceof Error ? e : new Error(String(e));
+      if (err instanceof UnixAncillaryError && err.code === "ERR_UA_TIMEOUT" && !err.message.includes("timeoutMs")) {
+        err = new UnixAncillaryError("ERR_UA_TIMEOUT", `the upgrade attempt's deadline (timeoutMs ${this.#timeoutMs}) passed: ${err.message}`);
+      }
       if (!peerAborted && !(err instanceof PeerClosedError)) {
         const code = err instanceof UnixAncillaryError ? err.code : "ERR_UA_PROTOCOL";
         chan.sendAbort(code, err.message);
@@ -385,8 +387,7 @@ export class HandoffServer implements Disposable {
     // Unlink the path only if it is still our socket file (a successor may have renamed its own over it).
     if (this.#path && this.#fileId) {
       try {
-        const st = lstatSync(this.#path);
-        if (`${st.dev}:${st.ino}` === this.#fileId) unlinkSync(this.#path);
+        if (sys.fileIdentity(this.#path) === this.#fileId) unlinkSync(this.#path);
       } catch {
         // already gone
       }
@@ -408,6 +409,19 @@ export class HandoffServer implements Disposable {
       (hard as unknown as { unref?: () => void }).unref?.();
     }
     this.close();
+    if (this.#gates.length === 0) {
+      // Drained without a committed upgrade (or before it): stop accepting the same way first.
+      const gates: AcceptGate[] = [];
+      for (const [name, src] of this.#sources) {
+        try {
+          gates.push(new AcceptGate(resolveSource(name, src).fd));
+        } catch {
+          // already stopped
+        }
+      }
+      await pauseGates(gates);
+      this.#gates = gates;
+    }
     const lopts: DrainListenerOptions = { graceMs, windowMs: opts.windowMs, onConnection: opts.onConnection, pollMs: opts.pollMs };
     const failed = (e: unknown): DrainReport => ({ kind: `error: ${(e as Error)?.message}`, forced: true, elapsedMs: 0, windowMs: 0, websocketsClosed: 0, connectionsNotified: 0 });
     const reports = await Promise.all([...this.#sources.values()].map((s) => drainSource(s, lopts).catch(failed)));

@@ -12,6 +12,7 @@ import { K } from "../platform/index.ts";
 import * as sys from "../sys.ts";
 import { UnixAncillaryError } from "../errors.ts";
 import { abortError } from "../async/queue.ts";
+import { sleep } from "../async/attempt.ts";
 
 type ReactorModule = {
   waitFor(fd: number, interest: "readable" | "writable", signal?: AbortSignal): Promise<void>;
@@ -56,12 +57,6 @@ export interface WaitOptions {
   ref?: boolean;
 }
 
-function sleep(ms: number, ref: boolean): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    if (!ref) (t as unknown as { unref?: () => void }).unref?.();
-  });
-}
 
 /**
  * Resolves when `fd` is readable (or has an error/hangup pending: the next receive reports it).
@@ -103,7 +98,7 @@ export async function waitReadable(fd: number, opts: WaitOptions = {}): Promise<
     if (opts.signal?.aborted) throw abortError(opts.signal);
     const left = deadline - performance.now();
     if (left <= 0) throw timeoutError(what, Math.round(performance.now() - started));
-    await sleep(Math.min(step, left), opts.ref !== false);
+    await sleep(Math.min(step, left), undefined, opts.ref !== false);
     if (sys.pollOne(fd, K.POLLIN, 0) !== 0) return;
     step = Math.min(maxSleep, step * 2);
   }

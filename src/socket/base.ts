@@ -121,7 +121,7 @@ export abstract class UnixSocket implements Disposable {
     this.checkPayload(size, list.length);
     if (size === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
     // The engine resolves the list first — that may run user code ({ fd } getters) — and only then
-    // reads our fd and takes the payload's address (see Engine.stageRights).
+    // reads our fd and takes the payload's address (see Sender.#stageRights in msg-io.ts).
     return engine.sendOne(this, bytes, list, 0);
   }
 

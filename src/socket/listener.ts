@@ -6,7 +6,6 @@
  * socket file a listener created is removed on close only while it is still the same file (dev:ino):
  * another listener that bound the path since keeps its file.
  */
-import { lstatSync } from "node:fs";
 import { K } from "../platform/index.ts";
 import { adopt, type OwnedFd } from "../owned-fd.ts";
 import * as sys from "../sys.ts";
@@ -56,13 +55,13 @@ abstract class Listener<S> implements Disposable {
     let fileId: string | null = null;
     try {
       sys.bind(owned.fd, path);
-      if (!abstract) fileId = socketFileId(path);
+      if (!abstract) fileId = sys.fileIdentity(path);
       if (mode !== undefined && !abstract) sys.chmodPath(path, mode);
       sys.listen(owned.fd, backlog);
     } catch (e) {
       owned.close();
       // bind() created the socket file: don't leave it behind to make the next bind fail with EADDRINUSE.
-      if (fileId !== null && socketFileId(path) === fileId) sys.unlinkPath(path);
+      if (fileId !== null && sys.fileIdentity(path) === fileId) sys.unlinkPath(path);
       throw e;
     }
     return { owned, unlink: (opts?.unlinkOnClose ?? true) && !abstract, fileId };
@@ -165,7 +164,7 @@ abstract class Listener<S> implements Disposable {
       try {
         // Another listener may have bound the same path since (after someone removed our file):
         // its file has another dev:ino and stays.
-        if (socketFileId(this.#path) === this.#fileId) sys.unlinkPath(this.#path);
+        if (sys.fileIdentity(this.#path) === this.#fileId) sys.unlinkPath(this.#path);
       } catch {
         // the file may already be gone; closing must not throw
       }
@@ -235,15 +234,5 @@ export class UnixSeqpacketListener extends Listener<UnixSeqpacket> {
 
   protected wrap(owned: OwnedFd): UnixSeqpacket {
     return UnixSeqpacket._wrap(owned);
-  }
-}
-
-/** "dev:ino" of the file at `path` (not following a symlink), or null if there is none. */
-function socketFileId(path: string): string | null {
-  try {
-    const st = lstatSync(path, { bigint: true });
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return null;
   }
 }
