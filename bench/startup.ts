@@ -93,7 +93,7 @@ console.log(JSON.stringify(t.slice(1).map((x, i) => x - t[i])));
 const PHASE_NAMES = [
   "load detect.ts",
   "detectAbiName() (libc detection)",
-  "platform/index.ts (tables; detection again at import)",
+  "platform/index.ts (the running ABI's table; detection again at import)",
   "platform/libc.ts (dlopen + bind)",
   "rest of src/index.ts",
   "rest of src/handoff/index.ts",

@@ -21,9 +21,11 @@ export interface PlatformSeam {
   dlopen(libName: string, symbols: Record<string, FFIFunction>): { symbols: Record<string, (...args: never[]) => unknown> };
 }
 
+const seamPath = process.env[SEAM_ENV] || null;
+
 function load(): PlatformSeam | null {
-  const path = process.env[SEAM_ENV];
-  if (path === undefined || path === "") return null;
+  const path = seamPath;
+  if (path === null) return null;
   if (!path.startsWith("/")) throw new Error(`${SEAM_ENV} must be an absolute module path (got ${JSON.stringify(path)})`);
   const seam = (require(path) as { platformSeam?: PlatformSeam }).platformSeam;
   if (!seam || typeof seam.abiName !== "string" || typeof seam.dlopen !== "function") {
@@ -34,3 +36,4 @@ function load(): PlatformSeam | null {
 
 /** The injected platform, or null (production). */
 export const seam: PlatformSeam | null = load();
+
