@@ -1,0 +1,21 @@
+/**
+ * A pool worker: the single-process Bun.serve app plus joinPool() and ready().
+ * Run it under a supervisor (examples/pool-supervisor.ts); every response names the worker's pid.
+ *   FAIL=exit     exit(1) before ready (a broken deploy)
+ *   FAIL=crash    exit(1) 200 ms after ready (a crash loop)
+ *   WARMUP_MS=n   sleep before ready (a slow start)
+ */
+import { joinPool } from "../src/pool/index.ts";
+
+const w = await joinPool();
+if (process.env.FAIL === "exit") process.exit(1);
+await w.serve({
+  async fetch(req: Request) {
+    if (req.method === "POST") await req.text();
+    if (new URL(req.url).pathname === "/slow") await Bun.sleep(Number(process.env.SLOW_MS ?? 300));
+    return new Response(`hello from ${process.pid}\n`, { headers: { "x-server": String(process.pid) } });
+  },
+});
+if (process.env.WARMUP_MS) await Bun.sleep(Number(process.env.WARMUP_MS));
+await w.ready();
+if (process.env.FAIL === "crash") setTimeout(() => process.exit(1), 200);
