@@ -28,6 +28,10 @@ import { waitReadable, forgetFd } from "../handoff/wait.ts";
 import { PoolChannel, type Message } from "./channel.ts";
 import { openListeners, type ListenSpec, type PoolListener } from "./listen.ts";
 import { POOL_FD_ENV, POOL_WORKER_ENV } from "./worker.ts";
+import { spawnSuccessor } from "../handoff/server.ts";
+import type { SpawnOptions } from "../handoff/spawn.ts";
+import { isHandoffChild, requestHandoff, type Handoff } from "../handoff/client.ts";
+import { listenFds, sdNotify, sdNotifyFdStore } from "../systemd.ts";
 
 export type WorkerState = "starting" | "ready" | "draining" | "exited";
 
@@ -78,8 +82,18 @@ export interface PoolOptions {
   crashLoop?: { maxRestarts?: number; windowMs?: number };
   /** Serve status/reload queries on this Unix socket path (mode 0600). */
   controlPath?: string;
-  /** SIGHUP -> reload(), SIGTERM/SIGINT -> close() and exit (default false). */
+  /** SIGHUP -> reload(), SIGUSR2 -> upgrade(upgradeCommand), SIGTERM/SIGINT -> close() and exit (default false). */
   handleSignals?: boolean;
+  /**
+   * Where the listening sockets come from: "auto" (default) takes them from a predecessor supervisor
+   * (handoff, $UA_HANDOFF_FD) or from systemd ($LISTEN_FDS, matched by name; unnamed fds in order),
+   * else opens `listen`. "open" always opens `listen`.
+   */
+  inherit?: "auto" | "open";
+  /** Under systemd ($NOTIFY_SOCKET): store the listeners in the fd store, send MAINPID + READY=1 when started (default true). */
+  systemd?: boolean;
+  /** Command of the successor supervisor for SIGUSR2 / upgrade() (default: the same argv as this one). */
+  upgradeCommand?: string[];
 }
 
 /** A failed rollout, a crash loop: `code` is stable. */
@@ -376,6 +390,37 @@ export class Pool extends EventEmitter {
     }
   }
 
+  /**
+   * Supervisor self-upgrade: spawn `cmd` (a new supervisor; default this process's argv) with the
+   * listening sockets through the handoff (its fd 3). The new supervisor starts its own workers and
+   * says ready once they all serve; then this pool retires its workers (stop accepting + drain, in
+   * parallel) and closes. Both generations accept from the same queue meanwhile, so nothing is lost.
+   * If the successor fails, it is killed and this pool keeps serving (the error is thrown).
+   * Under systemd the successor sends MAINPID= and READY=1 itself. Resolves with the successor's pid;
+   * the caller then exits.
+   */
+  async upgrade(cmd: string[] = this.#opts.upgradeCommand ?? [process.execPath, ...process.argv.slice(1)], opts: SpawnOptions = {}): Promise<{ pid: number; latencyMs: number }> {
+    if (this.#closed) throw new PoolError("ERR_UA_CLOSED", "pool: closed");
+    if (this.#reloading) throw new PoolError("ERR_UA_BUSY", "pool: a rolling restart or upgrade is running; wait for it (one at a time)");
+    this.#reloading = true;
+    try {
+      this.emit("upgrade-start", { cmd });
+      const listeners = Object.fromEntries(this.sockets.map((l) => [l.name, l.fd]));
+      const r = await spawnSuccessor(cmd, { listeners, timeoutMs: this.#opts.readyTimeoutMs ?? 30_000, ...opts });
+      if (!r.ok) {
+        const e = new PoolError("ERR_UA_WORKER_FAILED", `pool: the successor supervisor failed: ${r.error.message}`, null, { cause: r.error });
+        this.emit("upgrade-failed", e);
+        throw e;
+      }
+      r.server.close();
+      this.emit("upgrade-done", { pid: r.pid, latencyMs: r.latencyMs });
+      await this.close();
+      return { pid: r.pid, latencyMs: r.latencyMs };
+    } finally {
+      this.#reloading = false;
+    }
+  }
+
   #info(w: Worker): WorkerInfo {
     return { id: w.id, slot: w.slot, pid: w.pid, generation: w.generation, state: w.state, restarts: this.#slots[w.slot]?.restarts ?? 0, accepted: w.accepted, requests: w.requests, startedAt: w.startedAt };
   }
@@ -440,9 +485,10 @@ export class Pool extends EventEmitter {
   }
 
   #installSignals(): void {
-    const hup = () => void this.reload().catch((e) => this.emit("reload-failed", e));
+    const hup = () => void this.reload().catch(() => {}); // reported as a reload-failed event
+    const usr2 = () => void this.upgrade().then(() => process.exit(0), () => {}); // upgrade-failed event
     const term = () => void this.close().then(() => process.exit(0));
-    for (const [sig, h] of [["SIGHUP", hup], ["SIGTERM", term], ["SIGINT", term]] as Array<[NodeJS.Signals, () => void]>) {
+    for (const [sig, h] of [["SIGHUP", hup], ["SIGUSR2", usr2], ["SIGTERM", term], ["SIGINT", term]] as Array<[NodeJS.Signals, () => void]>) {
       process.on(sig, h);
       this.#signalHandlers.push([sig, h]);
     }
@@ -508,18 +554,70 @@ function rangeError(name: string, v: unknown, want: string): RangeError {
   return e;
 }
 
-/** Opens the listeners, starts the workers, resolves when all are ready. */
+/**
+ * Opens (or inherits: see PoolOptions.inherit) the listeners, starts the workers, resolves when all
+ * are ready. Started by a predecessor supervisor (upgrade()), it commits the handoff only then.
+ */
 export async function startPool(opts: PoolOptions): Promise<Pool> {
   if (!opts || (typeof opts.script !== "string" && !Array.isArray(opts.script))) throw new TypeError("startPool: `script` must be the worker's script path (or argv array)");
-  const listeners = openListeners(opts.listen);
+  const inherit = opts.inherit ?? "auto";
+  let handoff: Handoff | null = null;
+  let specs: ListenSpec[] = opts.listen;
+  const inherited: OwnedFd[] = [];
+  if (inherit === "auto" && isHandoffChild()) {
+    handoff = await requestHandoff({ timeoutMs: opts.readyTimeoutMs ?? 30_000 });
+    specs = [...handoff.listeners.keys()].map((name) => {
+      const l = handoff!.take(name);
+      inherited.push(l.fd);
+      return { name, fd: l.fd };
+    });
+  } else if (inherit === "auto") {
+    const fds = listenFds().filter((f) => f.socket?.listening && f.socket.type === "stream");
+    if (fds.length > 0) {
+      const wanted = opts.listen.map((spec, i) => spec.name ?? (i === 0 ? "http" : `listener${i}`));
+      const byName = new Map(fds.map((f) => [f.name, f]));
+      const unnamed = fds.filter((f) => !wanted.includes(f.name));
+      specs = wanted.map((name) => {
+        const f = byName.get(name) ?? unnamed.shift();
+        if (!f) throw new PoolError("ERR_UA_WORKER_FAILED", `startPool: systemd passed no socket for listener "${name}" (got: ${fds.map((x) => x.name).join(", ")})`);
+        inherited.push(f.fd);
+        return { name, fd: f.fd };
+      });
+    }
+  }
+  let listeners: PoolListener[];
+  try {
+    listeners = openListeners(specs);
+  } finally {
+    for (const fd of inherited) fd.close(); // openListeners made its own duplicates
+  }
   let pool: Pool;
   try {
     pool = new Pool(opts, listeners);
   } catch (e) {
     for (const l of listeners) l.fd.close();
+    handoff?.abort("pool configuration failed");
     throw e;
   }
-  await pool.start();
+  try {
+    await pool.start();
+  } catch (e) {
+    handoff?.abort((e as Error).message);
+    throw e;
+  }
+  if (handoff) {
+    try {
+      await handoff.ready();
+    } catch (e) {
+      // the predecessor carries on; this pool must not keep serving beside it
+      await pool.close();
+      throw e;
+    }
+  }
+  if ((opts.systemd ?? true) && process.env.NOTIFY_SOCKET) {
+    for (const l of listeners) sdNotifyFdStore(l.name, [l.fd], { poll: false });
+    sdNotify({ MAINPID: process.pid, READY: 1, STATUS: `${pool.status().workers.length} workers serving` });
+  }
   return pool;
 }
 

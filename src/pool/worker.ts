@@ -148,6 +148,11 @@ export class PoolWorker {
       };
     }
     const { listener, ...adoptOpts } = opts;
+    // The warm-up probe runs on Bun.serve's private port before the swap (it reaches only this
+    // worker). The post-commit probe on the shared address reaches a random worker, so it gets few
+    // attempts and its miss is tolerated in ready(): the swap was already checked structurally
+    // (same socket inode, same epoll registration).
+    adoptOpts.selfCheck ??= { timeoutMs: 10_000, attempts: 3 };
     const app = await adoptBunServe(this.take(listener ?? "http"), o as never, adoptOpts);
     this.#handles.push(app[ADOPTED]);
     return app;
@@ -201,7 +206,14 @@ export class PoolWorker {
       if (!this.#taken.has(name)) l.fd.close();
     }
     try {
-      for (const start of this.#starts.splice(0)) await start();
+      for (const start of this.#starts.splice(0)) {
+        try {
+          await start();
+        } catch (e) {
+          // accepting was resumed before the probe; a probe answered by a sibling worker is no failure
+          if (!(e instanceof UnixAncillaryError && /post-commit self-check .* failed: .* never reached this server/.test(e.message))) throw e;
+        }
+      }
     } catch (e) {
       this.#chan.send({ t: "failed", error: (e as Error).message });
       throw e;
