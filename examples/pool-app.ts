@@ -4,6 +4,7 @@
  *   FAIL=exit     exit(1) before ready (a broken deploy)
  *   FAIL=crash    exit(1) 200 ms after ready (a crash loop)
  *   WARMUP_MS=n   sleep before ready (a slow start)
+ *   FAIL_FILE=p   while file p exists, every new worker exits(1) before ready (a broken deploy)
  *   CRASH_FILE=p  while file p exists, a worker of slot 0 exits(1) before ready (a crash loop of one slot)
  */
 import { existsSync } from "node:fs";
@@ -11,6 +12,7 @@ import { joinPool } from "../src/pool/index.ts";
 
 const w = await joinPool();
 if (process.env.FAIL === "exit") process.exit(1);
+if (process.env.FAIL_FILE && existsSync(process.env.FAIL_FILE)) process.exit(1);
 if (process.env.CRASH_FILE && w.slot === 0 && existsSync(process.env.CRASH_FILE)) process.exit(1);
 await w.serve({
   async fetch(req: Request) {
