@@ -37,7 +37,7 @@ pool.on("worker-crash", (c) => log("worker-crash", c));
 pool.on("crash-loop", (e) => log("crash-loop", { code: e.code, slot: e.slot, message: e.message }));
 pool.on("reload-done", (r) => log("reload-done", { ...r, pids: pool.pids(), fds: fdCount() }));
 pool.on("reload-failed", (e) => log("reload-failed", { code: e.code, message: e.message, pids: pool.pids(), fds: fdCount() }));
-pool.on("upgrade-done", (r) => log("upgrade-done", r));
+pool.on("upgrade-done", (r) => log("upgrade-done", { successor: r.pid, latencyMs: Math.round(r.latencyMs) }));
 pool.on("upgrade-failed", (e) => log("upgrade-failed", { message: e.message }));
 pool.on("closed", () => log("closed"));
 log("started", { port: pool.sockets[0]!.info.port, pids: pool.pids(), fds: fdCount(), generation: pool.generation });

@@ -24,8 +24,13 @@ export function alive(pid: number): boolean {
   }
 }
 
-export async function startSupervisor(env: Record<string, string>, deadlineMs = 120_000): Promise<SupervisorHandle> {
-  const proc = Bun.spawn([process.execPath, SCRIPT], { env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "inherit" });
+/**
+ * `listenFd`: passed as fd 3 with LISTEN_FDS=1, LISTEN_FDNAMES=http and LISTEN_PID set to the
+ * supervisor's own pid (through `sh -c 'LISTEN_PID=$$ exec ...'`), as systemd socket activation does.
+ */
+export async function startSupervisor(env: Record<string, string>, deadlineMs = 120_000, listenFd?: number): Promise<SupervisorHandle> {
+  const cmd = listenFd === undefined ? [process.execPath, SCRIPT] : ["/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" "$1"`, process.execPath, SCRIPT];
+  const proc = Bun.spawn(cmd, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit", ...(listenFd === undefined ? [] : [listenFd])] }) as unknown as Subprocess<"ignore", "pipe", "inherit">;
   const events: PoolEvent[] = [];
   let cursor = 0;
   let wake = null as (() => void) | null;
