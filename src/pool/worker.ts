@@ -24,7 +24,7 @@ import { OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError } from "../errors.ts";
 import { deferredStarts, type ReceivedListener } from "../handoff/client.ts";
 import { adoptBunListen, adoptNetServer, adoptNodeHttp, type AdoptedNodeHttp } from "../handoff/adopt.ts";
-import { adoptBunServe, PROBE_HEADER, type AdoptBunServeOptions, type AdoptedBunServe } from "../handoff/bun-serve.ts";
+import { adoptBunServe, type AdoptBunServeOptions, type AdoptedBunServe } from "../handoff/bun-serve.ts";
 import { ADOPTED, adoptedRegistry, type AdoptedHandle } from "../handoff/sources.ts";
 import { AcceptGate, pauseGates } from "../handoff/gate.ts";
 import { drainListener, connectionFds, type DrainConnection, type DrainReport } from "../handoff/drain.ts";
@@ -72,7 +72,7 @@ export class PoolWorker {
   #draining = false;
   #requests = 0;
   #accepted = 0;
-  #peers = new Set<string>();
+  #peers = new Map<number, string>();
   /** Resolves with the drain reports once the supervisor asked this worker to go and it drained. */
   readonly drained: Promise<DrainReport[]>;
   #resolveDrained!: (r: DrainReport[]) => void;
@@ -109,25 +109,30 @@ export class PoolWorker {
     if (h) this.#handles.push(h);
   }
 
-  #countPeer(key: string): void {
-    if (this.#peers.has(key)) return;
+  /**
+   * Bun.serve exposes no per-connection hook: a request from a peer address:port not seen on an open
+   * connection before is a newly accepted connection. Port -> address map, pruned to the connections
+   * still open when it grows (a port reused by a new connection before a prune is not counted).
+   */
+  #countPeer(port: number, address: string): void {
+    if (this.#peers.get(port) === address) return;
     this.#accepted++;
     if (this.#peers.size >= 4096) this.#prunePeers();
-    this.#peers.add(key);
+    this.#peers.set(port, address);
   }
 
-  /** Keeps only peers whose connection is still open (bounded memory; a reused port is then counted again). */
+  /** Keeps only peers whose connection is still open (bounded memory). */
   #prunePeers(): void {
     const open = new Set<string>();
     for (const h of this.#handles) {
       for (const fd of connectionFds(h.info)) {
         try {
           const p = sys.getpeername(fd);
-          if (p.family === "ipv4" || p.family === "ipv6") open.add(`${p.address.replace(/^::ffff:/, "")}:${p.port}`);
+          if (p.family === "ipv4" || p.family === "ipv6") open.add(`${p.port}/${p.address}`);
         } catch {}
       }
     }
-    for (const k of this.#peers) if (!open.has(k)) this.#peers.delete(k);
+    for (const [port, address] of this.#peers) if (!open.has(`${port}/${address}`) && !open.has(`${port}/::ffff:${address}`)) this.#peers.delete(port);
   }
 
   /**
@@ -140,10 +145,9 @@ export class PoolWorker {
     if (typeof userFetch === "function") {
       const self = this;
       o.fetch = function (this: unknown, req: Request, server: Bun.Server<unknown>) {
-        if (req.headers.has(PROBE_HEADER)) return userFetch.call(this, req, server); // another worker's self-check
         self.#requests++;
         const ip = server?.requestIP?.(req);
-        if (ip) self.#countPeer(`${ip.address.replace(/^::ffff:/, "")}:${ip.port}`);
+        if (ip) self.#countPeer(ip.port, ip.address);
         return userFetch.call(this, req, server);
       };
     }
