@@ -8,7 +8,7 @@
  *   bun src/pool/cli.ts status /run/app/pool.sock
  *
  * Env: PORT (default 0 = ephemeral), WORKERS (2), APP, CONTROL, WINDOW_MS (1000), GRACE_MS (10000),
- * PARALLELISM (1), READY_TIMEOUT_MS (30000), CRASH_MAX (5), BACKOFF_MS (100).
+ * PARALLELISM (1), READY_TIMEOUT_MS (30000), CRASH_MAX (5), BACKOFF_MS (100), BALANCE (shared|reuseport).
  */
 import { readdirSync } from "node:fs";
 import { startPool } from "../src/pool/index.ts";
@@ -24,6 +24,7 @@ const pool = await startPool({
   controlPath: env.CONTROL,
   drain: { windowMs: Number(env.WINDOW_MS ?? 1000), graceMs: Number(env.GRACE_MS ?? 10_000) },
   parallelism: Number(env.PARALLELISM ?? 1),
+  balance: env.BALANCE === "reuseport" ? "reuseport" : "shared",
   readyTimeoutMs: Number(env.READY_TIMEOUT_MS ?? 30_000),
   crashLoop: { maxRestarts: Number(env.CRASH_MAX ?? 5), windowMs: 60_000 },
   backoff: { initialMs: Number(env.BACKOFF_MS ?? 100), maxMs: 2000 },

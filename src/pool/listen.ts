@@ -9,9 +9,10 @@ import { ptr } from "bun:ffi";
 import { abi, K } from "../platform/index.ts";
 import { libc, errno } from "../platform/libc.ts";
 import { OwnedFd, adopt } from "../owned-fd.ts";
-import { SystemError } from "../errors.ts";
+import { SystemError, UnixAncillaryError } from "../errors.ts";
 import * as sys from "../sys.ts";
-import { describeSocket, type ListenerInfo } from "../handoff/sockinfo.ts";
+import { describeSocket, findListenerByPort, type ListenerInfo } from "../handoff/sockinfo.ts";
+import { socketInode } from "../handoff/sources.ts";
 
 /** What the pool listens on: a TCP address (IPv4), a Unix socket path, or a socket you opened (systemd, a handoff). */
 export type ListenSpec =
@@ -109,6 +110,36 @@ export function openListeners(specs: readonly ListenSpec[]): PoolListener[] {
     return out;
   } catch (e) {
     for (const l of out) l.fd.close();
+    throw e;
+  }
+}
+
+/**
+ * `count` listening sockets on one TCP address in one SO_REUSEPORT group (the kernel spreads new
+ * connections over them by hash). Bun.listen({ reusePort }) creates each socket (so no socket
+ * option constant is needed here); the pool keeps a duplicate and stops Bun's listener at once,
+ * before the event loop could accept on it. Port 0 picks one port for the whole group.
+ */
+export function openReusePortGroup(host: string, port: number, count: number): OwnedFd[] {
+  if (!parseIpv4(host)) throw invalid(`pool listen: host must be an IPv4 address or "localhost" (got ${JSON.stringify(host)})`);
+  const out: OwnedFd[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      // sockets of the group that exist already (ours, other slots', other processes'), by inode
+      const known = new Set(port === 0 ? [] : findListenerByPort(port, host).map((x) => socketInode(x.fd)));
+      const l = Bun.listen({ hostname: host === "localhost" ? "127.0.0.1" : host, port, reusePort: true, socket: { data() {} } } as never) as unknown as { port: number; stop(force?: boolean): void };
+      try {
+        port = l.port;
+        const mine = findListenerByPort(port, host).filter((x) => !known.has(socketInode(x.fd)));
+        if (mine.length !== 1) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `pool reusePort: found ${mine.length} new listening sockets on ${host}:${port} for one Bun.listen; cannot tell which is ours`);
+        out.push(adopt(sys.dupCloexec(mine[0]!.fd)));
+      } finally {
+        l.stop(true); // closes Bun's fd only: our duplicate keeps the socket (and its group membership)
+      }
+    }
+    return out;
+  } catch (e) {
+    for (const f of out) f.close();
     throw e;
   }
 }

@@ -26,7 +26,7 @@ import { peerCredentials } from "../credentials.ts";
 import * as sys from "../sys.ts";
 import { waitReadable, forgetFd } from "../handoff/wait.ts";
 import { PoolChannel, type Message } from "./channel.ts";
-import { openListeners, type ListenSpec, type PoolListener } from "./listen.ts";
+import { openListeners, openReusePortGroup, type ListenSpec, type PoolListener } from "./listen.ts";
 import { POOL_FD_ENV, POOL_WORKER_ENV } from "./worker.ts";
 import { spawnSuccessor } from "../handoff/server.ts";
 import type { SpawnOptions } from "../handoff/spawn.ts";
@@ -92,6 +92,16 @@ export interface PoolOptions {
   inherit?: "auto" | "open";
   /** Under systemd ($NOTIFY_SOCKET): store the listeners in the fd store, send MAINPID + READY=1 when started (default true). */
   systemd?: boolean;
+  /**
+   * How connections reach workers. "shared" (default): one listening socket, one accept queue for
+   * all workers (whichever worker is awake accepts; bursts can land on one worker). "reuseport"
+   * (Linux, TCP listeners opened here only): one SO_REUSEPORT socket per slot, held open by the
+   * supervisor, so the kernel spreads connections evenly like N reusePort processes, while a
+   * replaced worker's queue is taken over by its successor (nothing reset). A slot given up after a
+   * crash loop has its socket closed (connections queued on it are reset; new ones go elsewhere).
+   * No supervisor self-upgrade in this mode.
+   */
+  balance?: "shared" | "reuseport";
   /** Command of the successor supervisor for SIGUSR2 / upgrade() (default: the same argv as this one). */
   upgradeCommand?: string[];
 }
@@ -165,6 +175,8 @@ export class Pool extends EventEmitter {
   #control: UnixSeqpacketListener | null = null;
   #statsSeq = 1;
   #signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+  /** balance "reuseport": per slot, one socket per listener (same order as `sockets`); null after a crash loop. */
+  readonly #slotSockets: Array<OwnedFd[] | null> | null = null;
 
   /** @internal use startPool() */
   constructor(opts: PoolOptions, listeners: PoolListener[]) {
@@ -175,6 +187,36 @@ export class Pool extends EventEmitter {
     const n = opts.workers ?? availableParallelism();
     if (!Number.isInteger(n) || n < 1 || n > 1024) throw rangeError("workers", n, "an integer 1-1024");
     this.#slots = Array.from({ length: n }, (_, index) => ({ index, current: null, restarts: 0, crashes: [], failed: false, timer: null }));
+    if (opts.balance === "reuseport") {
+      // slot 0 uses the sockets opened by startPool; the others join their groups
+      this.#slotSockets = [listeners.map((l) => l.fd)];
+      try {
+        for (let i = 1; i < n; i++) this.#slotSockets.push(this.#openSlot());
+      } catch (e) {
+        for (const fds of this.#slotSockets.slice(1)) for (const f of fds ?? []) f.close();
+        throw e;
+      }
+    }
+  }
+
+  /** balance "reuseport": a new socket in each listener's group. */
+  #openSlot(): OwnedFd[] {
+    const out: OwnedFd[] = [];
+    try {
+      for (const l of this.sockets) out.push(openReusePortGroup(l.info.address, l.info.port, 1)[0]!);
+      return out;
+    } catch (e) {
+      for (const f of out) f.close();
+      throw e;
+    }
+  }
+
+  /** The listening fds a worker of `slot` serves. */
+  #fdsFor(slot: Slot): OwnedFd[] {
+    if (!this.#slotSockets) return this.sockets.map((l) => l.fd);
+    let fds = this.#slotSockets[slot.index];
+    if (!fds) fds = this.#slotSockets[slot.index] = this.#openSlot(); // re-opened after a crash loop
+    return fds;
   }
 
   get generation(): number {
@@ -229,7 +271,7 @@ export class Pool extends EventEmitter {
     const ready = new Promise<void>((resolve, reject) => (w.readyWaiter = { resolve, reject }));
     chan.send(
       { t: "hello", id: w.id, slot: slot.index, generation: w.generation, listeners: this.sockets.map((l) => ({ name: l.name, ...l.info })) },
-      this.sockets.map((l) => l.fd),
+      this.#fdsFor(slot),
     );
     void this.#readLoop(w);
     const timeoutMs = this.#opts.readyTimeoutMs ?? 30_000;
@@ -306,6 +348,12 @@ export class Pool extends EventEmitter {
     if (slot.crashes.length > max) {
       slot.failed = true;
       const err = new PoolError("ERR_UA_CRASH_LOOP", `pool: slot ${slot.index} crashed ${slot.crashes.length} times within ${windowMs} ms (last: ${why}); not restarting it until the next reload. The other workers keep serving.`, slot.index);
+      const fds = this.#slotSockets?.[slot.index];
+      if (fds) {
+        // nobody accepts from this slot's queue any more: leave the group so new connections go elsewhere
+        for (const f of fds) f.close();
+        this.#slotSockets![slot.index] = null;
+      }
       this.emit("crash-loop", err);
       return;
     }
@@ -401,6 +449,7 @@ export class Pool extends EventEmitter {
    */
   async upgrade(cmd: string[] = this.#opts.upgradeCommand ?? [process.execPath, ...process.argv.slice(1)], opts: SpawnOptions = {}): Promise<{ pid: number; latencyMs: number }> {
     if (this.#closed) throw new PoolError("ERR_UA_CLOSED", "pool: closed");
+    if (this.#slotSockets) throw new PoolError("ERR_UA_WORKER_FAILED", 'pool: supervisor self-upgrade is not available with balance: "reuseport" (use "shared")');
     if (this.#reloading) throw new PoolError("ERR_UA_BUSY", "pool: a rolling restart or upgrade is running; wait for it (one at a time)");
     this.#reloading = true;
     try {
@@ -480,7 +529,10 @@ export class Pool extends EventEmitter {
       this.#control.close();
       this.#control = null;
     }
-    if (!opts.keepListeners) for (const l of this.sockets) l.fd.close();
+    if (!opts.keepListeners) {
+      for (const l of this.sockets) l.fd.close();
+      for (const fds of this.#slotSockets ?? []) for (const f of fds ?? []) f.close();
+    }
     this.emit("closed");
   }
 
@@ -586,6 +638,19 @@ export async function startPool(opts: PoolOptions): Promise<Pool> {
     }
   }
   let listeners: PoolListener[];
+  if (opts.balance === "reuseport") {
+    if (inherited.length > 0) {
+      for (const fd of inherited) fd.close();
+      handoff?.abort('balance "reuseport" cannot take inherited sockets');
+      throw new PoolError("ERR_UA_WORKER_FAILED", 'startPool: balance "reuseport" opens its own sockets; it cannot take inherited ones (systemd, handoff): use balance "shared"');
+    }
+    specs = specs.map((spec, i) => {
+      if (!("port" in spec)) throw Object.assign(new TypeError('startPool: balance "reuseport" needs TCP listeners ({ port, host })'), { code: "ERR_INVALID_ARG_VALUE" });
+      const fd = openReusePortGroup(spec.host ?? "127.0.0.1", spec.port, 1)[0]!;
+      inherited.push(fd);
+      return { name: spec.name ?? (i === 0 ? "http" : `listener${i}`), fd };
+    });
+  }
   try {
     listeners = openListeners(specs);
   } finally {
