@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   // accept spread over new connections
   console.log("\naccept spread (new connection per request, 4 clients, 3 s):");
   {
-    const pool = await startPool({ script: APP, workers: 2, listen: [{ port: 0 }], drain: { windowMs: 200 } });
+    const pool = await startPool({ script: APP, workers: 2, listen: [{ port: 0 }], drain: { windowMs: 200 }, env: { COUNT: "1" } });
     const r = await httpLoad({ port: pool.sockets[0]!.info.port, fresh: 4, durationMs: 3000 }).done();
     const st = await pool.statusAsync();
     console.log(`  pool, 2 workers:        ${spread(r)} (supervisor's per-worker accepted counts: ${st.workers.map((w) => w.accepted).join(" / ")})`);

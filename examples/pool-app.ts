@@ -5,6 +5,7 @@
  *   FAIL=crash    exit(1) 200 ms after ready (a crash loop)
  *   WARMUP_MS=n   sleep before ready (a slow start)
  *   FAIL_FILE=p   while file p exists, every new worker exits(1) before ready (a broken deploy)
+ *   COUNT=1       count accepted connections (one requestIP() per request)
  *   CRASH_FILE=p  while file p exists, a worker of slot 0 exits(1) before ready (a crash loop of one slot)
  */
 import { existsSync } from "node:fs";
@@ -20,7 +21,7 @@ await w.serve({
     if (new URL(req.url).pathname === "/slow") await Bun.sleep(Number(process.env.SLOW_MS ?? 300));
     return new Response(`hello from ${process.pid}\n`, { headers: { "x-server": String(process.pid) } });
   },
-});
+}, { countConnections: process.env.COUNT === "1" });
 if (process.env.WARMUP_MS) await Bun.sleep(Number(process.env.WARMUP_MS));
 await w.ready();
 if (process.env.FAIL === "crash") setTimeout(() => process.exit(1), 200);

@@ -57,17 +57,22 @@ test("examples/pool-hello.ts: 4 workers answer, SIGHUP replaces them, SIGTERM dr
 
 test("one rollout at a time (ERR_UA_BUSY), status over the control socket and the CLI", async () => {
   const controlPath = join(dir, "api.sock");
-  const pool = await startPool({ script: APP, workers: 1, listen: [{ port: 0 }], controlPath, drain: { windowMs: 50 }, stderr: "inherit" });
+  const pool = await startPool({ script: APP, workers: 1, listen: [{ port: 0 }], controlPath, drain: { windowMs: 50 }, stderr: "inherit", env: { COUNT: "1" } });
   try {
     const first = pool.reload();
     await expect(pool.reload()).rejects.toMatchObject({ code: "ERR_UA_BUSY" });
     await expect(pool.upgrade()).rejects.toMatchObject({ code: "ERR_UA_BUSY" });
     expect((await first).replaced).toBe(1);
+    // per-worker counts: 3 new connections with 1 request each
+    const port = pool.sockets[0]!.info.port;
+    for (let i = 0; i < 3; i++) await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" }, keepalive: false })).text();
+    const [w] = (await pool.statusAsync()).workers;
+    expect({ accepted: w!.accepted, requests: w!.requests, state: w!.state, generation: w!.generation }).toEqual({ accepted: 3, requests: 3, state: "ready", generation: 2 });
     const cli = Bun.spawn([process.execPath, join(ROOT, "src", "pool", "cli.ts"), "status", controlPath], { stdout: "pipe", stderr: "pipe" });
     const [out, err, code] = await Promise.all([new Response(cli.stdout).text(), new Response(cli.stderr).text(), cli.exited]);
     expect({ code, err }).toEqual({ code: 0, err: "" });
     expect(out).toContain(`supervisor ${process.pid}, generation 2`);
-    expect(out).toMatch(new RegExp(`^0\\s+2\\s+${pool.pids()[0]}\\s+2\\s+ready\\s+0\\s+`, "m"));
+    expect(out).toMatch(new RegExp(`^0\\s+2\\s+${pool.pids()[0]}\\s+2\\s+ready\\s+0\\s+3\\s+3\\s+`, "m"));
   } finally {
     await pool.close();
   }

@@ -15,7 +15,7 @@ export function formatStatus(s: PoolStatus): string {
   const now = Date.now();
   for (const w of s.workers) {
     lines.push(
-      [String(w.slot).padEnd(4), String(w.id).padEnd(6), String(w.pid).padEnd(8), String(w.generation).padEnd(3), w.state.padEnd(8), String(w.restarts).padEnd(8), String(w.accepted).padEnd(8), String(w.requests).padEnd(8), `${Math.round((now - w.startedAt) / 1000)}s`].join("  "),
+      [String(w.slot).padEnd(4), String(w.id).padEnd(6), String(w.pid).padEnd(8), String(w.generation).padEnd(3), w.state.padEnd(8), String(w.restarts).padEnd(8), (w.accepted < 0 ? "n/a" : String(w.accepted)).padEnd(8), String(w.requests).padEnd(8), `${Math.round((now - w.startedAt) / 1000)}s`].join("  "),
     );
   }
   if (s.failedSlots.length) lines.push(`FAILED slots (crash loop, not restarted until the next reload): ${s.failedSlots.join(", ")}`);
