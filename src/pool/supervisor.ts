@@ -624,17 +624,28 @@ export async function startPool(opts: PoolOptions): Promise<Pool> {
       return { name, fd: l.fd };
     });
   } else if (inherit === "auto") {
-    const fds = listenFds().filter((f) => f.socket?.listening && f.socket.type === "stream");
-    if (fds.length > 0) {
+    const passed = listenFds();
+    const fds = passed.filter((f) => f.socket?.listening && f.socket.type === "stream");
+    // systemd may pass the same socket twice (socket unit + fd store) and other fds: close what we do not use
+    const unused = () => {
+      for (const f of passed) if (!inherited.includes(f.fd)) f.fd.close();
+    };
+    if (fds.length === 0) unused();
+    else {
       const wanted = opts.listen.map((spec, i) => spec.name ?? (i === 0 ? "http" : `listener${i}`));
       const byName = new Map(fds.map((f) => [f.name, f]));
       const unnamed = fds.filter((f) => !wanted.includes(f.name));
       specs = wanted.map((name) => {
         const f = byName.get(name) ?? unnamed.shift();
-        if (!f) throw new PoolError("ERR_UA_WORKER_FAILED", `startPool: systemd passed no socket for listener "${name}" (got: ${fds.map((x) => x.name).join(", ")})`);
+        if (!f) {
+          for (const x of passed) x.fd.close();
+          throw new PoolError("ERR_UA_WORKER_FAILED", `startPool: systemd passed no socket for listener "${name}" (got: ${fds.map((x) => x.name).join(", ")})`);
+        }
         inherited.push(f.fd);
+        byName.delete(f.name);
         return { name, fd: f.fd };
       });
+      unused();
     }
   }
   let listeners: PoolListener[];

@@ -75,6 +75,7 @@ export class PoolWorker {
   #accepted = 0;
   #acceptedUnknown = false;
   #peers = new Map<number, string>();
+  #prunedAt = 0;
   /** Resolves with the drain reports once the supervisor asked this worker to go and it drained. */
   readonly drained: Promise<DrainReport[]>;
   #resolveDrained!: (r: DrainReport[]) => void;
@@ -114,12 +115,17 @@ export class PoolWorker {
   /**
    * Bun.serve exposes no per-connection hook: a request from a peer address:port not seen on an open
    * connection before is a newly accepted connection. Port -> address map, pruned to the connections
-   * still open when it grows (a port reused by a new connection before a prune is not counted).
+   * still open every 2 s or at 4096 entries: a client port reused by a new connection before the next
+   * prune is missed, so the count is a lower bound (measured ~5 % under with fast connection churn).
    */
   #countPeer(port: number, address: string): void {
     if (this.#peers.get(port) === address) return;
     this.#accepted++;
-    if (this.#peers.size >= 4096) this.#prunePeers();
+    const now = performance.now();
+    if (this.#peers.size >= 4096 || now - this.#prunedAt > 2000) {
+      this.#prunedAt = now;
+      this.#prunePeers();
+    }
     this.#peers.set(port, address);
   }
 
