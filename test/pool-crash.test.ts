@@ -5,13 +5,14 @@
  *  - crash loop of one slot: a clear ERR_UA_CRASH_LOOP event, the slot is given up, the healthy
  *    workers keep serving with no loss; the next reload brings the slot back.
  *  - a rollout whose new worker fails before ready(): aborted, the old workers keep serving, 0 lost.
+ *  - the supervisor dies: its workers drain and exit (no orphan keeps the port).
  */
 import { test, expect, afterAll } from "bun:test";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpLoad, diffLoad, formatLoad } from "./helpers/http-load.ts";
-import { startSupervisor } from "./helpers/pool-supervisor.ts";
+import { startSupervisor, alive } from "./helpers/pool-supervisor.ts";
 import { poolControl, type PoolStatus } from "../src/pool/index.ts";
 
 const qemu = !!process.env.BUN_TEST_ABI && /arm64|aarch64/.test(process.env.BUN_TEST_ABI);
@@ -117,6 +118,23 @@ test("a rollout whose new worker fails before ready() is aborted; the old worker
     const report = await load.stop();
     expect(report.lost).toBe(0);
     expect(Object.keys(report.byTag).sort()).toEqual((started.pids as number[]).map(String).sort());
+  } finally {
+    await sup.stop();
+  }
+}, qemu ? 300_000 : 60_000);
+
+test("workers of a supervisor that died (SIGKILL) drain and exit instead of keeping the port", async () => {
+  const sup = await startSupervisor({ WORKERS: "2", WINDOW_MS: "100" });
+  try {
+    const started = await sup.next("started");
+    const workers = started.pids as number[];
+    const res = await fetch(`http://127.0.0.1:${started.port}/`, { headers: { connection: "close" } });
+    expect(workers).toContain(Number(res.headers.get("x-server")));
+    sup.proc.kill("SIGKILL");
+    await sup.proc.exited;
+    const deadline = performance.now() + (qemu ? 120_000 : 30_000);
+    while (workers.some(alive) && performance.now() < deadline) await Bun.sleep(50);
+    expect(workers.filter(alive)).toEqual([]);
   } finally {
     await sup.stop();
   }

@@ -245,6 +245,7 @@ export class Pool extends EventEmitter {
   /** Spawns a worker for `slot` and waits for its ready(); on failure it is killed and the error thrown. */
   async #spawn(slot: Slot): Promise<Worker> {
     if (this.#closed) throw new PoolError("ERR_UA_CLOSED", "pool: closed");
+    const fds = this.#fdsFor(slot); // may open the slot's socket (reuseport): before anything else exists
     const [ours, theirs] = UnixSeqpacket.pair();
     const chan = new PoolChannel(ours, { idleMs: 20, ref: false });
     const w = new Worker(this.#nextId++, slot.index, this.#generation, chan);
@@ -271,7 +272,7 @@ export class Pool extends EventEmitter {
     const ready = new Promise<void>((resolve, reject) => (w.readyWaiter = { resolve, reject }));
     chan.send(
       { t: "hello", id: w.id, slot: slot.index, generation: w.generation, listeners: this.sockets.map((l) => ({ name: l.name, ...l.info })) },
-      this.#fdsFor(slot),
+      fds,
     );
     void this.#readLoop(w);
     const timeoutMs = this.#opts.readyTimeoutMs ?? 30_000;
