@@ -5,7 +5,7 @@
  * supervisor's fd count (reported by the supervisor process itself) must not grow.
  */
 import { test, expect } from "bun:test";
-import { httpLoad, formatLoad } from "./helpers/http-load.ts";
+import { httpLoad, formatLoad, diffLoad } from "./helpers/http-load.ts";
 import { startSupervisor, alive } from "./helpers/pool-supervisor.ts";
 
 const qemu = !!process.env.BUN_TEST_ABI && /arm64|aarch64/.test(process.env.BUN_TEST_ABI);
@@ -46,3 +46,30 @@ test(`${ROLLOUTS} rolling restarts of 4 workers under keep-alive + new-connectio
     await sup.stop();
   }
 }, qemu ? 600_000 : 240_000);
+
+test('balance "reuseport": rolling restarts lose nothing and new connections reach every worker', async () => {
+  const sup = await startSupervisor({ WORKERS: "2", WINDOW_MS: "150", BALANCE: "reuseport" });
+  try {
+    const started = await sup.next("started");
+    const load = httpLoad({ port: started.port as number, keepalive: qemu ? 2 : 4, fresh: qemu ? 2 : 4, pauseMs: 2, requestTimeoutMs: qemu ? 30_000 : 10_000 });
+    let last = started;
+    for (let i = 0; i < (qemu ? 2 : 5); i++) {
+      sup.proc.kill("SIGHUP");
+      last = await sup.next("reload-done", "reload-failed");
+      if (last.event !== "reload-done") throw new Error(`rollout ${i + 1} failed: ${JSON.stringify(last)}`);
+    }
+    const before = load.snapshot();
+    await Bun.sleep(qemu ? 5000 : 1500);
+    const report = await load.stop();
+    const window = diffLoad(before, report);
+    console.log(`pool reuseport rolling: ${formatLoad(report)}; last window by pid: ${JSON.stringify(window.byTag)}`);
+    expect(report.lost).toBe(0);
+    expect(last.fds).toBe(started.fds);
+    // the kernel hashes new connections over both slots' sockets: each worker gets a real share
+    const pids = last.pids as number[];
+    expect(pids.length).toBe(2);
+    for (const pid of pids) expect(window.byTag[String(pid)] ?? 0).toBeGreaterThan(window.counts.ok / 10);
+  } finally {
+    await sup.stop();
+  }
+}, qemu ? 600_000 : 60_000);
