@@ -14,6 +14,7 @@ if (isPoolWorker()) {
     workers: 4,
     listen: [{ port: Number(process.env.PORT ?? 8080), host: "127.0.0.1" }],
     handleSignals: true,
+    readyTimeoutMs: Number(process.env.READY_TIMEOUT_MS ?? 30_000), // spawn -> ready() limit
   });
   console.log(`supervisor ${process.pid} serving on :${pool.sockets[0]!.info.port}, workers ${pool.pids().join(" ")}`);
 }

@@ -8,7 +8,7 @@
  *   bun src/pool/cli.ts status /run/app/pool.sock
  *
  * Env: PORT (default 0 = ephemeral), WORKERS (2), APP, CONTROL, WINDOW_MS (1000), GRACE_MS (10000),
- * PARALLELISM (1), READY_TIMEOUT_MS (30000), CRASH_MAX (5), BACKOFF_MS (100), BALANCE (shared|reuseport).
+ * PARALLELISM (1), READY_TIMEOUT_MS (30000), CRASH_MAX (5), CRASH_WINDOW_MS (60000), BACKOFF_MS (100), BALANCE (shared|reuseport).
  */
 import { readdirSync } from "node:fs";
 import { startPool } from "../src/pool/index.ts";
@@ -26,7 +26,7 @@ const pool = await startPool({
   parallelism: Number(env.PARALLELISM ?? 1),
   balance: env.BALANCE === "reuseport" ? "reuseport" : "shared",
   readyTimeoutMs: Number(env.READY_TIMEOUT_MS ?? 30_000),
-  crashLoop: { maxRestarts: Number(env.CRASH_MAX ?? 5), windowMs: 60_000 },
+  crashLoop: { maxRestarts: Number(env.CRASH_MAX ?? 5), windowMs: Number(env.CRASH_WINDOW_MS ?? 60_000) },
   backoff: { initialMs: Number(env.BACKOFF_MS ?? 100), maxMs: 2000 },
   handleSignals: true,
   upgradeCommand: [process.execPath, ...process.argv.slice(1)],

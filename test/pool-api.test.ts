@@ -31,7 +31,7 @@ async function lineMatching(stream: ReadableStream<Uint8Array>, re: RegExp): Pro
 }
 
 test("examples/pool-hello.ts: 4 workers answer, SIGHUP replaces them, SIGTERM drains and exits 0", async () => {
-  const proc = Bun.spawn([process.execPath, join(ROOT, "examples", "pool-hello.ts")], { env: { ...process.env, PORT: "0" }, stdio: ["ignore", "pipe", "inherit"] });
+  const proc = Bun.spawn([process.execPath, join(ROOT, "examples", "pool-hello.ts")], { env: { ...process.env, PORT: "0", READY_TIMEOUT_MS: qemu ? "300000" : "30000" }, stdio: ["ignore", "pipe", "inherit"] });
   try {
     const { match } = await lineMatching(proc.stdout, /supervisor (\d+) serving on :(\d+), workers ([\d ]+)\n/);
     const port = Number(match[2]);
@@ -57,7 +57,7 @@ test("examples/pool-hello.ts: 4 workers answer, SIGHUP replaces them, SIGTERM dr
 
 test("one rollout at a time (ERR_UA_BUSY), status over the control socket and the CLI", async () => {
   const controlPath = join(dir, "api.sock");
-  const pool = await startPool({ script: APP, workers: 1, listen: [{ port: 0 }], controlPath, drain: { windowMs: 50 }, stderr: "inherit", env: { COUNT: "1" } });
+  const pool = await startPool({ script: APP, workers: 1, listen: [{ port: 0 }], controlPath, drain: { windowMs: 50 }, stderr: "inherit", env: { COUNT: "1" }, readyTimeoutMs: qemu ? 300_000 : 30_000 });
   try {
     const first = pool.reload();
     await expect(pool.reload()).rejects.toMatchObject({ code: "ERR_UA_BUSY" });

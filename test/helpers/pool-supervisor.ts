@@ -30,7 +30,9 @@ export function alive(pid: number): boolean {
  */
 export async function startSupervisor(env: Record<string, string>, deadlineMs = 120_000, listenFd?: number): Promise<SupervisorHandle> {
   const cmd = listenFd === undefined ? [process.execPath, SCRIPT] : ["/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" "$1"`, process.execPath, SCRIPT];
-  const proc = Bun.spawn(cmd, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit", ...(listenFd === undefined ? [] : [listenFd])] }) as unknown as Subprocess<"ignore", "pipe", "inherit">;
+  // a child Bun takes seconds to start under qemu-user on a loaded machine
+  const emulated = !!process.env.BUN_TEST_ABI && /arm64|aarch64/.test(process.env.BUN_TEST_ABI);
+  const proc = Bun.spawn(cmd, { env: { ...process.env, READY_TIMEOUT_MS: emulated ? "300000" : "30000", CRASH_WINDOW_MS: emulated ? "1200000" : "60000", ...env }, stdio: ["ignore", "pipe", "inherit", ...(listenFd === undefined ? [] : [listenFd])] }) as unknown as Subprocess<"ignore", "pipe", "inherit">;
   const events: PoolEvent[] = [];
   let cursor = 0;
   let wake = null as (() => void) | null;
