@@ -294,7 +294,10 @@ export async function joinPool(opts: JoinPoolOptions = {}): Promise<PoolWorker> 
   const raw = process.env[POOL_FD_ENV];
   if (raw === undefined || !/^\d+$/.test(raw)) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `joinPool: $${POOL_FD_ENV} is not set: this process was not started by a pool supervisor`);
   delete process.env[POOL_FD_ENV]; // children of the app must not think they are workers
-  const chan = new PoolChannel(UnixSeqpacket.fromFd(OwnedFd.from(Number(raw))), { idleMs: 20, ref: false });
+  const n = Number(raw);
+  if (!sys.isOpen(n)) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `joinPool: $${POOL_FD_ENV}=${n} but fd ${n} is not open`);
+  sys.setCloexec(n); // inherited without FD_CLOEXEC: the app's own children must not get the channel
+  const chan = new PoolChannel(UnixSeqpacket.fromFd(OwnedFd.from(n)), { idleMs: 20, ref: false });
   const got = await chan.recv({ deadline: performance.now() + (opts.timeoutMs ?? 30_000), acceptFds: true });
   if (got === null || got.msg.t !== "hello") {
     got?.fds.forEach((f) => f.close());
