@@ -1,27 +1,29 @@
 /**
- * Handoff reliability + performance bench (loopback only, bounded):
- *   bun bench/handoff.ts [count=100] [adopt=bun-serve|node-http]
+ * Handoff reliability + performance bench (loopback only, bounded), measured with the non-retrying
+ * HTTP/1.1 client (test/helpers/http-load.ts):
+ *   bun bench/handoff.ts [count=50] [server=bun-serve|node-http|net]
  *
- * `count` consecutive process handoffs of examples/handoff-app.ts under continuous load
- * (4 fresh-connection + 4 keep-alive clients). Reports requests ok/failed by kind, the handoff
- * latency (old side: spawn -> successor adopted, warmed up and acknowledged; and SIGHUP -> ready as
- * seen from outside), the fd count of every generation, and the post-handoff keep-alive throughput
- * against a fresh Bun.serve measured interleaved in the same run. Exit code 1 on any failed request.
+ * `count` consecutive process handoffs of examples/handoff-app.ts under continuous load (16 busy
+ * keep-alive connections, GET+POST, + 8 new-connection workers). Reports requests by outcome, the
+ * handoff latency (old side: upgrader accepted -> serving frame = commit; outside: SIGHUP -> the
+ * successor's ready event), commit -> old process exit (drain window 1 s included), the fd count of
+ * every generation, and post-handoff keep-alive throughput against a fresh Bun.serve measured
+ * interleaved in the same run. Exit code 1 on any lost request.
  */
 import { AppChain, compareThroughput } from "../examples/handoff-harness.ts";
-import { runLoad } from "../test/helpers/fetch-load.ts";
+import { formatLoad, httpLoad } from "../test/helpers/http-load.ts";
 
-const COUNT = Number(process.argv[2] ?? 100);
-const ADOPT = process.argv[3] ?? "bun-serve";
-const chain = new AppChain({ DRAIN_MS: "1500", ADOPT });
+const COUNT = Number(process.argv[2] ?? 50);
+const SERVER = process.argv[3] ?? "bun-serve";
+const chain = new AppChain({ DRAIN_MS: "3000", SERVER });
 let fresh: AppChain | null = null;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p95 ${pct(xs, 95).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
 try {
   await chain.start();
-  const url = `http://127.0.0.1:${chain.port}/`;
-  const freshLoad = runLoad({ url, mode: "fresh", concurrency: 4 });
-  const keepLoad = runLoad({ url, mode: "keepalive", concurrency: 4 });
+  const load = httpLoad({ port: chain.port, keepalive: 16, fresh: 8 });
   const inner: number[] = [], outer: number[] = [], fds: number[] = [], kinds: Record<string, number> = {};
+  const commits = new Map<number, number>();
   const t0 = performance.now();
   for (let i = 0; i < COUNT; i++) {
     await Bun.sleep(50);
@@ -29,26 +31,30 @@ try {
     inner.push(handedOff.latencyMs as number);
     outer.push(wallMs);
     fds.push(ready.fds as number);
+    commits.set(handedOff.pid, handedOff.stoppedAcceptingAt as number);
     kinds[String(ready.kind)] = (kinds[String(ready.kind)] ?? 0) + 1;
-    if ((i + 1) % 10 === 0) {
-      const a = freshLoad.snapshot(), b = keepLoad.snapshot();
-      console.log(`${i + 1}/${COUNT} handoffs, ${a.ok + b.ok} ok, ${a.failed + b.failed} failed`);
-    }
+    if ((i + 1) % 10 === 0) console.log(`${i + 1}/${COUNT} handoffs: ${formatLoad(load.snapshot())}`);
   }
   await Bun.sleep(300);
-  const f = await freshLoad.stop(), k = await keepLoad.stop();
+  const r = await load.stop();
   const elapsed = (performance.now() - t0) / 1000;
-  console.log(`\n${COUNT} handoffs in ${elapsed.toFixed(1)} s, adopted by: ${JSON.stringify(kinds)}`);
-  console.log(`fresh-connection clients: ${f.ok} ok, ${f.failed} failed ${JSON.stringify(f.errors)}`);
-  console.log(`keep-alive clients:       ${k.ok} ok, ${k.failed} failed ${JSON.stringify(k.errors)}`);
-  console.log(`handoff latency, old side (spawn -> acknowledged ready): p50 ${pct(inner, 50).toFixed(1)} ms, p95 ${pct(inner, 95).toFixed(1)} ms, max ${Math.max(...inner).toFixed(1)} ms`);
-  console.log(`handoff latency, outside (SIGHUP -> successor ready event): p50 ${pct(outer, 50).toFixed(1)} ms, p95 ${pct(outer, 95).toFixed(1)} ms, max ${Math.max(...outer).toFixed(1)} ms`);
+  // commit -> exit of every old generation (the last ones may still be draining: wait for them)
+  const exits: number[] = [];
+  for (const [pid, at] of commits) {
+    const e = await chain.next((e) => e.pid === pid && e.event === "exit", 15_000).catch(() => null);
+    if (e) exits.push((e.at as number) - at);
+  }
+  console.log(`\n${COUNT} handoffs in ${elapsed.toFixed(1)} s, served by: ${JSON.stringify(kinds)}`);
+  console.log(`requests (16 keep-alive GET+POST + 8 new-connection workers, non-retrying): ${formatLoad(r)}`);
+  console.log(`handoff latency, old side (upgrader accepted -> serving = commit): ${fmt(inner)}`);
+  console.log(`handoff latency, outside (SIGHUP -> successor ready event, spawn included): ${fmt(outer)}`);
+  console.log(`commit -> old process exit (drain window 1000 ms included): ${fmt(exits)} (${exits.length}/${commits.size} exits seen)`);
   console.log(`fd count per generation (excl. client connections): min ${Math.min(...fds)}, max ${Math.max(...fds)} (${new Set(fds).size === 1 ? "stable" : "VARIES"})`);
   fresh = new AppChain({});
   await fresh.start();
-  const t = await compareThroughput(url, `http://127.0.0.1:${fresh.port}/`, 2000, 3);
-  console.log(`throughput (keep-alive, 32 clients, median of 3 interleaved 2 s runs): post-handoff ${Math.round(t.adopted)} req/s, fresh Bun.serve ${Math.round(t.fresh)} req/s -> ${t.ratio.toFixed(2)}x`);
-  if (f.failed + k.failed > 0 || new Set(fds).size !== 1) process.exitCode = 1;
+  const t = await compareThroughput(chain.port, fresh.port, 700, 9);
+  console.log(`throughput (keep-alive GET, 32 connections, median of 9 alternating 0.7 s pairs): post-handoff ${Math.round(t.adopted)} req/s, fresh Bun.serve ${Math.round(t.fresh)} req/s -> ${t.ratio.toFixed(2)}x`);
+  if (r.lost > 0 || new Set(fds).size !== 1) process.exitCode = 1;
 } finally {
   await chain.close();
   await fresh?.close();

@@ -14,7 +14,8 @@
  *   CTRL_PATH      also offer the listener on this control socket path (0700 dir, 0600 socket)
  *   REQUEST_PATH   start as a successor that connects to this control path (instead of fd 3)
  *   HANDOFF_TIMEOUT_MS  old side's upgrade timeout (default 10000)
- *   DRAIN_MS       graceful drain limit (default 3000)
+ *   DRAIN_MS       drain hard limit, graceMs (default 3000)
+ *   WINDOW_MS      drain window (default 1000)
  *   FAULT          successor fault injection for tests: kill-before-hello | kill-after-hello |
  *                  kill-after-offer | kill-after-adopt | kill-after-adopt-300 (300 ms after adopting) |
  *                  kill-before-ready (after the warm-up) | abort | hang
@@ -201,8 +202,8 @@ function offer(): HandoffServer {
 
 async function retire(latencyMs: number, successor: number, stoppedAcceptingAt: number): Promise<never> {
   log("handed-off", { successor, latencyMs: Math.round(latencyMs * 10) / 10, requests, stoppedAcceptingAt });
-  const d = await ho.drain({ graceMs: Number(process.env.DRAIN_MS ?? 3000), hardMs: Number(process.env.DRAIN_MS ?? 3000) + 2000, onConnection: onRawConnection });
-  log("exit", { requests, forced: d.forced });
+  const d = await ho.drain({ graceMs: Number(process.env.DRAIN_MS ?? 3000), hardMs: Number(process.env.DRAIN_MS ?? 3000) + 2000, windowMs: Number(process.env.WINDOW_MS ?? 1000), onConnection: onRawConnection });
+  log("exit", { requests, forced: d.forced, at: performance.timeOrigin + performance.now() });
   process.exit(0);
 }
 

@@ -61,8 +61,8 @@ export class AppChain {
     }
   }
 
-  /** Waits for the next event matching `pred` (consumed), or throws after `ms`. */
-  async next(pred: (e: AppEvent) => boolean, ms = 20_000): Promise<AppEvent> {
+  /** Waits for the next event matching `pred` (consumed), or throws after `ms` (default 20 s; 120 s under qemu-user, where a child Bun takes ~10 s to start on a loaded machine). */
+  async next(pred: (e: AppEvent) => boolean, ms = process.env.UA_EMULATED === "1" ? 120_000 : 20_000): Promise<AppEvent> {
     const end = performance.now() + ms;
     for (;;) {
       const i = this.#pending.findIndex(pred);
@@ -123,26 +123,36 @@ export class AppChain {
   }
 }
 
-import { runLoad } from "../test/helpers/fetch-load.ts";
+import { httpLoad } from "../test/helpers/http-load.ts";
 
-/** Keep-alive throughput (successful req/s) of `url` over `ms` with `concurrency` clients. */
-export async function measureRps(url: string, ms: number, concurrency = 32): Promise<{ rps: number; failed: number }> {
-  const r = await runLoad({ url, mode: "keepalive", concurrency, durationMs: ms }).done();
-  return { rps: r.rps, failed: r.failed };
+/** Keep-alive GET throughput (ok req/s) of 127.0.0.1:`port` over `ms`, non-retrying client. */
+export async function measureRps(port: number, ms: number, concurrency = 32): Promise<{ rps: number; lost: number }> {
+  const r = await httpLoad({ port, keepalive: concurrency, methods: ["GET"], durationMs: ms }).done();
+  return { rps: r.rps, lost: r.lost };
 }
 
 /**
- * Post-handoff vs fresh Bun.serve throughput, interleaved `rounds` times (A B A B ...) so drift in
- * the machine's load affects both alike. Returns the ratio of the medians.
+ * Post-handoff vs fresh Bun.serve throughput, interleaved `rounds` times (A B, B A, A B ...) so drift
+ * in the machine's load affects both alike. Returns the medians and the median of the per-pair ratios
+ * (more robust than a ratio of medians on a shared, noisy machine).
  */
-export async function compareThroughput(adoptedUrl: string, freshUrl: string, ms = 1500, rounds = 3): Promise<{ adopted: number; fresh: number; ratio: number }> {
-  const a: number[] = [], f: number[] = [];
-  await measureRps(adoptedUrl, 300); // warm both
-  await measureRps(freshUrl, 300);
+export async function compareThroughput(adoptedPort: number, freshPort: number, ms = 700, rounds = 9): Promise<{ adopted: number; fresh: number; ratio: number }> {
+  const a: number[] = [], f: number[] = [], r: number[] = [];
+  await measureRps(adoptedPort, 300); // warm both
+  await measureRps(freshPort, 300);
   for (let i = 0; i < rounds; i++) {
-    a.push((await measureRps(adoptedUrl, ms)).rps);
-    f.push((await measureRps(freshUrl, ms)).rps);
+    let x: number, y: number;
+    if (i % 2 === 0) {
+      x = (await measureRps(adoptedPort, ms)).rps;
+      y = (await measureRps(freshPort, ms)).rps;
+    } else {
+      y = (await measureRps(freshPort, ms)).rps;
+      x = (await measureRps(adoptedPort, ms)).rps;
+    }
+    a.push(x);
+    f.push(y);
+    r.push(x / Math.max(1, y));
   }
   const med = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)]!;
-  return { adopted: med(a), fresh: med(f), ratio: med(a) / med(f) };
+  return { adopted: med(a), fresh: med(f), ratio: med(r) };
 }

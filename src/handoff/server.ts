@@ -344,7 +344,10 @@ export class HandoffServer implements Disposable {
       this.#resolve(result);
       return { ok: true, result };
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
+      let err = e instanceof Error ? e : new Error(String(e));
+      if (err instanceof UnixAncillaryError && err.code === "ERR_UA_TIMEOUT" && !err.message.includes("timeoutMs")) {
+        err = new UnixAncillaryError("ERR_UA_TIMEOUT", `the upgrade attempt's deadline (timeoutMs ${this.#timeoutMs}) passed: ${err.message}`);
+      }
       if (!peerAborted && !(err instanceof PeerClosedError)) {
         const code = err instanceof UnixAncillaryError ? err.code : "ERR_UA_PROTOCOL";
         chan.sendAbort(code, err.message);
@@ -408,6 +411,19 @@ export class HandoffServer implements Disposable {
       (hard as unknown as { unref?: () => void }).unref?.();
     }
     this.close();
+    if (this.#gates.length === 0) {
+      // Drained without a committed upgrade (or before it): stop accepting the same way first.
+      const gates: AcceptGate[] = [];
+      for (const [name, src] of this.#sources) {
+        try {
+          gates.push(new AcceptGate(resolveSource(name, src).fd));
+        } catch {
+          // already stopped
+        }
+      }
+      await pauseGates(gates);
+      this.#gates = gates;
+    }
     const lopts: DrainListenerOptions = { graceMs, windowMs: opts.windowMs, onConnection: opts.onConnection, pollMs: opts.pollMs };
     const failed = (e: unknown): DrainReport => ({ kind: `error: ${(e as Error)?.message}`, forced: true, elapsedMs: 0, windowMs: 0, websocketsClosed: 0, connectionsNotified: 0 });
     const reports = await Promise.all([...this.#sources.values()].map((s) => drainSource(s, lopts).catch(failed)));
