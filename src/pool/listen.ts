@@ -1,0 +1,145 @@
+/**
+ * Listening sockets the supervisor opens once and shares with every worker.
+ *
+ * Ownership: each function returns a fresh OwnedFd (CLOEXEC, blocking: workers' adopters make their
+ * own copy non-blocking) owned by the caller; on any failure the socket it created is closed before
+ * the error propagates. Fds the caller passes in (`{ fd }`) are duplicated, never taken.
+ */
+import { ptr } from "bun:ffi";
+import { abi, K } from "../platform/index.ts";
+import { libc, errno } from "../platform/libc.ts";
+import { OwnedFd, adopt } from "../owned-fd.ts";
+import { SystemError, UnixAncillaryError } from "../errors.ts";
+import * as sys from "../sys.ts";
+import { describeSocket, findListenerByPort, type ListenerInfo } from "../handoff/sockinfo.ts";
+import { socketInode } from "../handoff/sources.ts";
+
+/** What the pool listens on: a TCP address (IPv4), a Unix socket path, or a socket you opened (systemd, a handoff). */
+export type ListenSpec =
+  | { name?: string; port: number; host?: string; backlog?: number }
+  | { name?: string; path: string; backlog?: number }
+  | { name?: string; fd: OwnedFd | number };
+
+export interface PoolListener {
+  name: string;
+  fd: OwnedFd;
+  info: ListenerInfo;
+}
+
+const DEFAULT_BACKLOG = 511;
+
+function invalid(msg: string): TypeError {
+  const e = new TypeError(msg) as TypeError & { code: string };
+  e.code = "ERR_INVALID_ARG_VALUE";
+  return e;
+}
+
+function parseIpv4(host: string): number[] | null {
+  const h = host === "localhost" ? "127.0.0.1" : host;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  if (!m) return null;
+  const parts = m.slice(1).map(Number);
+  return parts.every((p) => p <= 255) ? parts : null;
+}
+
+/** socket + SO_REUSEADDR + bind + listen on an IPv4 address. */
+export function openTcpListener(host: string, port: number, backlog = DEFAULT_BACKLOG): OwnedFd {
+  const addr = parseIpv4(host);
+  if (!addr) throw invalid(`pool listen: host must be an IPv4 address or "localhost" (got ${JSON.stringify(host)}); for IPv6 open the socket yourself and pass { fd }`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(`pool listen: port must be an integer 0-65535 (got ${port})`);
+  const fd = adopt(sys.socket(K.AF_INET, K.SOCK_STREAM));
+  try {
+    sys.setsockoptInt(fd.fd, K.SOL_SOCKET, K.SO_REUSEADDR, 1);
+    const layout = abi.sockaddrIn;
+    const buf = new Uint8Array(layout.size);
+    const view = new DataView(buf.buffer);
+    if (layout.family.size === 1) {
+      view.setUint8(0, layout.size); // BSD sin_len
+      view.setUint8(layout.family.offset, K.AF_INET);
+    } else view.setUint16(layout.family.offset, K.AF_INET, true);
+    view.setUint16(layout.port, port, false);
+    buf.set(addr, layout.addr);
+    for (;;) {
+      if (libc.bind(fd.fd, ptr(buf), layout.size) === 0) break;
+      const e = errno();
+      if (e !== abi.errno.EINTR) throw new SystemError("bind", e, `${host}:${port}`);
+    }
+    sys.listen(fd.fd, backlog);
+    return fd;
+  } catch (e) {
+    fd.close();
+    throw e;
+  }
+}
+
+/** A listening Unix stream socket at `path` (an existing socket file there is replaced). */
+export function openUnixListener(path: string, backlog = DEFAULT_BACKLOG): OwnedFd {
+  const fd = adopt(sys.socket(K.AF_UNIX, K.SOCK_STREAM));
+  try {
+    sys.unlinkPath(path);
+    sys.bind(fd.fd, path);
+    sys.listen(fd.fd, backlog);
+    return fd;
+  } catch (e) {
+    fd.close();
+    throw e;
+  }
+}
+
+/** Opens (or duplicates) every listener of `specs`; on failure closes what it opened. */
+export function openListeners(specs: readonly ListenSpec[]): PoolListener[] {
+  if (!Array.isArray(specs) || specs.length === 0) throw invalid("pool: `listen` must list at least one listener");
+  const out: PoolListener[] = [];
+  try {
+    specs.forEach((spec, i) => {
+      const name = spec.name ?? (i === 0 ? "http" : `listener${i}`);
+      if (out.some((l) => l.name === name)) throw invalid(`pool listen: duplicate listener name ${JSON.stringify(name)}`);
+      let fd: OwnedFd;
+      if ("fd" in spec) {
+        const n = spec.fd instanceof OwnedFd ? spec.fd.fd : spec.fd;
+        fd = adopt(sys.dupCloexec(n));
+      } else if ("path" in spec) fd = openUnixListener(spec.path, spec.backlog);
+      else fd = openTcpListener(spec.host ?? "127.0.0.1", spec.port, spec.backlog);
+      const info = describeSocket(fd.fd);
+      if (!info || info.type !== "stream" || !info.listening) {
+        fd.close();
+        throw invalid(`pool listen: listener ${JSON.stringify(name)} is not a listening stream socket`);
+      }
+      out.push({ name, fd, info });
+    });
+    return out;
+  } catch (e) {
+    for (const l of out) l.fd.close();
+    throw e;
+  }
+}
+
+/**
+ * `count` listening sockets on one TCP address in one SO_REUSEPORT group (the kernel spreads new
+ * connections over them by hash). Bun.listen({ reusePort }) creates each socket (so no socket
+ * option constant is needed here); the pool keeps a duplicate and stops Bun's listener at once,
+ * before the event loop could accept on it. Port 0 picks one port for the whole group.
+ */
+export function openReusePortGroup(host: string, port: number, count: number): OwnedFd[] {
+  if (!parseIpv4(host)) throw invalid(`pool listen: host must be an IPv4 address or "localhost" (got ${JSON.stringify(host)})`);
+  const out: OwnedFd[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      // sockets of the group that exist already (ours, other slots', other processes'), by inode
+      const known = new Set(port === 0 ? [] : findListenerByPort(port, host).map((x) => socketInode(x.fd)));
+      const l = Bun.listen({ hostname: host === "localhost" ? "127.0.0.1" : host, port, reusePort: true, socket: { data() {} } } as never) as unknown as { port: number; stop(force?: boolean): void };
+      try {
+        port = l.port;
+        const mine = findListenerByPort(port, host).filter((x) => !known.has(socketInode(x.fd)));
+        if (mine.length !== 1) throw new UnixAncillaryError("ERR_UA_UNSUPPORTED", `pool reusePort: found ${mine.length} new listening sockets on ${host}:${port} for one Bun.listen; cannot tell which is ours`);
+        out.push(adopt(sys.dupCloexec(mine[0]!.fd)));
+      } finally {
+        l.stop(true); // closes Bun's fd only: our duplicate keeps the socket (and its group membership)
+      }
+    }
+    return out;
+  } catch (e) {
+    for (const f of out) f.close();
+    throw e;
+  }
+}

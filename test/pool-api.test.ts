@@ -1,0 +1,91 @@
+/**
+ * Pool API: the 20-line example end to end (serve, SIGHUP reload, SIGTERM drain + exit 0), one
+ * rollout at a time (ERR_UA_BUSY), option validation, the status CLI over the control socket.
+ */
+import { test, expect, afterAll } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startPool, PoolError } from "../src/pool/index.ts";
+import { openTcpListener, openListeners } from "../src/pool/listen.ts";
+
+const qemu = !!process.env.BUN_TEST_ABI && /arm64|aarch64/.test(process.env.BUN_TEST_ABI);
+const ROOT = join(import.meta.dir, "..");
+const APP = join(ROOT, "examples", "pool-app.ts");
+const dir = mkdtempSync(join(tmpdir(), "ua-pool-api-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function lineMatching(stream: ReadableStream<Uint8Array>, re: RegExp): Promise<{ match: RegExpExecArray }> {
+  const reader = stream.getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`stream ended before ${re}; got: ${buf}`);
+    buf += new TextDecoder().decode(value);
+    const m = re.exec(buf);
+    if (m) {
+      reader.releaseLock();
+      return { match: m };
+    }
+  }
+}
+
+test("examples/pool-hello.ts: 4 workers answer, SIGHUP replaces them, SIGTERM drains and exits 0", async () => {
+  const proc = Bun.spawn([process.execPath, join(ROOT, "examples", "pool-hello.ts")], { env: { ...process.env, PORT: "0", READY_TIMEOUT_MS: qemu ? "300000" : "30000" }, stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const { match } = await lineMatching(proc.stdout, /supervisor (\d+) serving on :(\d+), workers ([\d ]+)\n/);
+    const port = Number(match[2]);
+    const workers = match[3]!.trim().split(" ").map(Number);
+    expect(workers.length).toBe(4);
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    const who = Number(/hello from worker (\d+)/.exec(await res.text())?.[1]);
+    expect(workers).toContain(who);
+    proc.kill("SIGHUP");
+    // after the rollout, no old worker is left
+    const deadline = performance.now() + (qemu ? 300_000 : 45_000);
+    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    while (workers.some(alive) && performance.now() < deadline) await Bun.sleep(50);
+    expect(workers.filter(alive)).toEqual([]);
+    const again = await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" } });
+    expect(workers).not.toContain(Number(/hello from worker (\d+)/.exec(await again.text())?.[1]));
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  } finally {
+    proc.kill("SIGKILL");
+  }
+}, qemu ? 400_000 : 60_000);
+
+test("one rollout at a time (ERR_UA_BUSY), status over the control socket and the CLI", async () => {
+  const controlPath = join(dir, "api.sock");
+  const pool = await startPool({ script: APP, workers: 1, listen: [{ port: 0 }], controlPath, drain: { windowMs: 50 }, stderr: "inherit", env: { COUNT: "1" }, readyTimeoutMs: qemu ? 300_000 : 30_000 });
+  try {
+    const first = pool.reload();
+    await expect(pool.reload()).rejects.toMatchObject({ code: "ERR_UA_BUSY" });
+    await expect(pool.upgrade()).rejects.toMatchObject({ code: "ERR_UA_BUSY" });
+    expect((await first).replaced).toBe(1);
+    // per-worker counts: 3 new connections with 1 request each
+    const port = pool.sockets[0]!.info.port;
+    for (let i = 0; i < 3; i++) await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" }, keepalive: false })).text();
+    const [w] = (await pool.statusAsync()).workers;
+    expect({ accepted: w!.accepted, requests: w!.requests, state: w!.state, generation: w!.generation }).toEqual({ accepted: 3, requests: 3, state: "ready", generation: 2 });
+    const cli = Bun.spawn([process.execPath, join(ROOT, "src", "pool", "cli.ts"), "status", controlPath], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(cli.stdout).text(), new Response(cli.stderr).text(), cli.exited]);
+    expect({ code, err }).toEqual({ code: 0, err: "" });
+    expect(out).toContain(`supervisor ${process.pid}, generation 2`);
+    expect(out).toMatch(new RegExp(`^0\\s+2\\s+${pool.pids()[0]}\\s+2\\s+ready\\s+0\\s+3\\s+3\\s+`, "m"));
+  } finally {
+    await pool.close();
+  }
+  expect(pool.pids()).toEqual([]);
+  await expect(pool.reload()).rejects.toMatchObject({ code: "ERR_UA_CLOSED" });
+}, qemu ? 300_000 : 30_000);
+
+test("option validation: listeners, worker count, script", async () => {
+  expect(() => openListeners([])).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARG_VALUE" }));
+  expect(() => openTcpListener("::1", 0)).toThrow(/IPv4 address/);
+  expect(() => openTcpListener("127.0.0.1", 70000)).toThrow(/port must be an integer/);
+  await expect(startPool({ script: APP, workers: 0, listen: [{ port: 0 }] })).rejects.toMatchObject({ code: "ERR_OUT_OF_RANGE" });
+  await expect(startPool({ listen: [{ port: 0 }] } as never)).rejects.toThrow(/script/);
+  // a worker that never becomes ready: start fails with a clear error, nothing is left running
+  await expect(startPool({ script: APP, workers: 1, listen: [{ port: 0 }], env: { FAIL: "exit" }, stderr: "ignore" })).rejects.toThrow(PoolError);
+});
