@@ -160,7 +160,6 @@ interface Slot {
   timer: ReturnType<typeof setTimeout> | null;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Pool extends EventEmitter {
   readonly sockets: readonly PoolListener[];
@@ -377,6 +376,12 @@ export class Pool extends EventEmitter {
   }
 
   /** Tells `w` to stop accepting and drain; resolves when it stopped accepting, `exited` when gone. */
+  /** Stops a worker that never became ready: nothing to drain. */
+  #killStarting(w: Worker): void {
+    w.retiring = true;
+    w.child.kill("SIGKILL");
+  }
+
   async #retire(w: Worker): Promise<void> {
     if (w.state === "exited") return;
     w.retiring = true;
@@ -414,7 +419,10 @@ export class Pool extends EventEmitter {
       for (let i = 0; i < this.#slots.length; i += par) {
         await Promise.all(this.#slots.slice(i, i + par).map(async (slot) => {
           const fresh = await this.#spawn(slot);
-          if (slot.timer) clearTimeout(slot.timer), (slot.timer = null);
+          if (slot.timer) {
+            clearTimeout(slot.timer);
+            slot.timer = null;
+          }
           const old = slot.current;
           slot.current = fresh;
           slot.failed = false;
@@ -521,9 +529,14 @@ export class Pool extends EventEmitter {
     this.#closed = true;
     for (const [sig, h] of this.#signalHandlers) process.off(sig, h);
     this.#signalHandlers = [];
-    for (const s of this.#slots) if (s.timer) clearTimeout(s.timer), (s.timer = null);
+    for (const s of this.#slots) {
+      if (s.timer) {
+        clearTimeout(s.timer);
+        s.timer = null;
+      }
+    }
     const all = [...this.#workers];
-    await Promise.all(all.map((w) => (w.state === "starting" ? (w.retiring = true, w.child.kill("SIGKILL")) : this.#retire(w))));
+    await Promise.all(all.map((w) => (w.state === "starting" ? this.#killStarting(w) : this.#retire(w))));
     await Promise.all(all.map((w) => w.exited));
     if (this.#control) {
       forgetFd(this.#control.fd);
