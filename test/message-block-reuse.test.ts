@@ -623,15 +623,22 @@ describe("reactor close hook only while registrations exist", () => {
     expect(reactorStats().registered).toBe(0);
     // (b) idle: closes do not throw
     a2.close();
-    const [s1, s2] = UnixStream.pair();
-    s1.close();
     closedOwned().close();
     // (c) a reused number: wait, resolve (registration stays idle), abort a wait on another fd (its
     // registration is dropped while this one remains), then close by OwnedFd while waiting again
-    const [b1, b2] = ownedPair();
+    let [b1, b2] = ownedPair();
+    if (b1.fd !== num && b2.fd !== num && !sys.isOpen(num)) {
+      // something else freed a lower number meanwhile: move b1 onto `num` (F_DUPFD never replaces an open fd)
+      const moved = sys.fcntl(b1.fd, K.F_DUPFD_CLOEXEC, num);
+      const old = b1;
+      b1 = OwnedFd.from(moved);
+      old.close();
+    }
     const reused = b1.fd === num ? b1 : b2.fd === num ? b2 : null;
     expect(reused).not.toBeNull(); // precondition
     const peer = reused === b1 ? b2 : b1;
+    const [s1, s2] = UnixStream.pair();
+    s1.close(); // idle close (no registration yet)
     const w2 = waitFor(num, "readable");
     expect(await stateAfter(w2)).toBe("pending");
     expect(writeRaw(peer.fd, "1")).toBe(1);
