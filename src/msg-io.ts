@@ -27,7 +27,7 @@ import { ptr, type Pointer } from "bun:ffi";
 import { abi, K } from "./platform/index.ts";
 import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
-import { kindsOf, unknownMessage, type AncillaryMessage } from "./cmsg/kinds.ts";
+import { kindsOf, unknownMessage, type AncillaryMessage, type CmsgKind } from "./cmsg/kinds.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
 import { readUnsigned, storeWords, writeUnsigned } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
@@ -444,12 +444,8 @@ class Engine {
   #prepareBlock(buffer: Uint8Array): void {
     const blk = this.#recvBlock;
     const I = blk.i32;
-    const dirty = this.#blockDirty;
-    if (dirty > 0) {
-      // a few words with plain stores; a long rights message (hundreds of fds) with one fill
-      const start = blk.controlWord, end = start + ((dirty + 3) >>> 2);
-      if (dirty <= 256) for (let w = start; w < end; w++) I[w] = 0;
-      else I.fill(0, start, end);
+    if (this.#blockDirty > 0) {
+      zeroDirty(I, blk.controlWord, this.#blockDirty);
       this.#blockDirty = 0;
     }
     blk.setBuffer(buffer);
@@ -465,13 +461,7 @@ class Engine {
     const controllen = CONTROLLEN_WIDE && I[CONTROLLEN_W + 1] !== 0 ? size : reported < size ? reported : size;
     this.#blockDirty = controllen;
     this.bytesRead = n;
-    const msgFlags = I[FLAGS_W]!;
-    const fds = controllen > 0 ? adoptReceived(I, blk.controlWord, blk.controlView, controllen, null) : [];
-    const count = fds.length;
-    if (NATIVE_CLOEXEC && (msgFlags & (kind === Kind.Message ? CTRUNC_OR_TRUNC : K.MSG_CTRUNC)) === 0 && (exact ? count === maxFds : count <= maxFds)) {
-      return fds;
-    }
-    return settleFds(fds, msgFlags, maxFds, exact, kind, n);
+    return finishReceive(I, blk.controlWord, blk.controlView, controllen, I[FLAGS_W]!, n, maxFds, exact, kind);
   }
 
 
@@ -483,13 +473,8 @@ class Engine {
     const size = maxFds <= FIXED_BUDGET ? this.#fixedControlSize : this.#controlSizeFor(maxFds);
     // The buffer is all zeros before every recvmsg: the kernel writes only the first msg_controllen
     // bytes, so re-zeroing what the previous receive reported keeps the whole buffer zero.
-    const dirty = this.#recvCtlDirty;
-    if (dirty > 0) {
-      if (dirty <= 64) {
-        // a typical receive (a few fds) dirties a few words: plain stores beat TypedArray.fill
-        const w = this.#recvCtlI32;
-        for (let i = 0, end = (dirty + 3) >>> 2; i < end; i++) w[i] = 0;
-      } else this.#recvCtl.fill(0, 0, dirty);
+    if (this.#recvCtlDirty > 0) {
+      zeroDirty(this.#recvCtlI32, 0, this.#recvCtlDirty);
       this.#recvCtlDirty = 0;
     }
     const h = this.#recvHdr;
@@ -504,15 +489,8 @@ class Engine {
     const controllen = CONTROLLEN_WIDE && u[CONTROLLEN_W + 1] !== 0 ? size : Math.min(u[CONTROLLEN_W]!, size);
     h.invalidateControllen();
     this.#recvCtlDirty = controllen;
-    const msgFlags = u[FLAGS_W]! | 0;
     this.bytesRead = n;
-    // Own every delivered fd before anything can fail.
-    const fds = controllen > 0 ? adoptReceived(this.#recvCtlI32, 0, this.#recvCtlView, controllen, null) : [];
-    const count = fds.length;
-    if (NATIVE_CLOEXEC && (msgFlags & (kind === Kind.Message ? CTRUNC_OR_TRUNC : K.MSG_CTRUNC)) === 0 && (exact ? count === maxFds : count <= maxFds)) {
-      return fds;
-    }
-    return settleFds(fds, msgFlags, maxFds, exact, kind, n);
+    return finishReceive(this.#recvCtlI32, 0, this.#recvCtlView, controllen, u[FLAGS_W]! | 0, n, maxFds, exact, kind);
   }
 
   #controlSizeFor(maxFds: number): number {
@@ -642,6 +620,9 @@ function adoptReceived(I: Int32Array | null, at: number, view: DataView, control
   }
   const owned: OwnedFd[] = [];
   const rights: OwnedFd[] = records === null ? [] : owned;
+  // Low-level: messages are decoded only once every fd of every message is owned (a decode that
+  // throws must not leave a later message's fds unowned).
+  const pending: { kind: CmsgKind | null; level: number; type: number; at: number; length: number; fds: OwnedFd[] }[] | null = records === null ? null : [];
   try {
     const c = cursor.reset(view, 0, controllen);
     while (c.next()) {
@@ -657,17 +638,19 @@ function adoptReceived(I: Int32Array | null, at: number, view: DataView, control
           fds.push(o);
         }
       }
-      if (records !== null) {
-        const message = kind !== null ? kind.message(view, c.dataOffset, c.dataLength, fds) : unknownMessage(view, c.level, c.type, c.dataOffset, c.dataLength);
-        records.push({ message, fds });
-      } else if (kind === RIGHTS) {
-        for (const o of fds) rights.push(o);
-      } else if (fds.length > 0) {
-        closeAll(fds);
+      if (pending !== null) pending.push({ kind, level: c.level, type: c.type, at: c.dataOffset, length: c.dataLength, fds });
+      else if (kind === RIGHTS) for (const o of fds) rights.push(o);
+      else if (fds.length > 0) closeAll(fds);
+    }
+    if (pending !== null) {
+      for (const p of pending) {
+        const message = p.kind !== null ? p.kind.message(view, p.at, p.length, p.fds) : unknownMessage(view, p.level, p.type, p.at, p.length);
+        records!.push({ message, fds: p.fds });
       }
     }
   } catch (e) {
     closeAll(owned);
+    if (records !== null) records.length = 0;
     throw e;
   }
   return rights;
@@ -676,6 +659,31 @@ function adoptReceived(I: Int32Array | null, at: number, view: DataView, control
 const EMPTY = new Uint8Array(0);
 /** Reused one-element buffer list for receiveOne's general fallback. */
 const oneBuffer: Uint8Array[] = [EMPTY];
+
+/**
+ * The high-level receive pipeline after a successful recvmsg, shared by the scalar block and the general
+ * header: owns every delivered fd first (adoptReceived), then returns them when nothing needs checking —
+ * no truncation, count within bounds, CLOEXEC done by the kernel — or hands them to settleFds.
+ */
+function finishReceive(I: Int32Array, at: number, view: DataView, controllen: number, msgFlags: number, n: number, maxFds: number, exact: boolean, kind: Kind): OwnedFd[] {
+  const fds = controllen > 0 ? adoptReceived(I, at, view, controllen, null) : [];
+  const count = fds.length;
+  if (NATIVE_CLOEXEC && (msgFlags & (kind === Kind.Message ? CTRUNC_OR_TRUNC : K.MSG_CTRUNC)) === 0 && (exact ? count === maxFds : count <= maxFds)) {
+    return fds;
+  }
+  return settleFds(fds, msgFlags, maxFds, exact, kind, n);
+}
+
+/**
+ * Re-zeroes the `dirty` bytes the kernel wrote into a control region starting at word `at`, so the
+ * region is all zeros before every recvmsg (the kernel writes only the first msg_controllen bytes). A
+ * few words with plain stores (a typical receive), a long rights message with one fill.
+ */
+function zeroDirty(I: Int32Array, at: number, dirty: number): void {
+  const end = at + ((dirty + 3) >>> 2);
+  if (dirty <= 256) for (let w = at; w < end; w++) I[w] = 0;
+  else I.fill(0, at, end);
+}
 
 /**
  * The receive pipeline's checks once every fd is owned (the uncommon outcomes): CLOEXEC fallback,

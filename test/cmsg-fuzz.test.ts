@@ -26,7 +26,7 @@ const TIMEOUT_MS = Math.max(120_000, Math.ceil(TOTAL / KINDS.length) * 3);
 for (const [i, kind] of KINDS.entries()) {
   const cases = Math.floor(TOTAL / KINDS.length) + (i < TOTAL % KINDS.length ? 1 : 0);
   test(
-    `${kind}: ${cases} random control-message cases through the kernel into every receive path: no fd unowned, none invented, only documented errors`,
+    `${kind}: ${cases} random control-message cases through the kernel into every receive path: no fd unowned, none invented, only documented errors${EMULATED ? " (qemu-user: no short low-level control buffers, qemu drops fds from them without MSG_CTRUNC)" : ""}`,
     () => {
       // UNIX_ANCILLARY_DEBUG: the leak net reports every fd it had to close for a dropped OwnedFd — an
       // fd the library left unowned until GC, which the fd-table checks alone could miss

@@ -3,11 +3,11 @@
  * kinds decoded, every fd-carrying kind owned, unknown kinds as raw bytes (never fds).
  */
 import { expect, test } from "bun:test";
-import { fstatSync } from "node:fs";
+import { closeSync, fstatSync, readdirSync, readlinkSync } from "node:fs";
 import { cmsgRecvmsg, setPassCred, SocketAncillary, UnixDatagram, type AncillaryMessage } from "../src/index.ts";
 import { abi, ABIS, K } from "../src/platform/index.ts";
 import { appendCmsg, kindsOf, parseControlMessages, viewOf } from "../src/cmsg/index.ts";
-import { setsockoptInt } from "../src/sys.ts";
+import { pipe, setsockoptInt } from "../src/sys.ts";
 
 test("every ABI's registry takes its numbers from its platform table; rights is the only fd kind there is on every ABI", () => {
   for (const [name, table] of Object.entries(ABIS)) {
@@ -39,7 +39,11 @@ test("cmsgRecvmsg yields timestamp, credentials and rights from one datagram; cl
   const [a, b] = UnixDatagram.pair();
   try {
     setPassCred(b, true);
-    setsockoptInt(b.fd, K.SOL_SOCKET, K.SO_TIMESTAMPNS, 1);
+    try {
+      setsockoptInt(b.fd, K.SOL_SOCKET, K.SO_TIMESTAMPNS, 1);
+    } catch {
+      setsockoptInt(b.fd, K.SOL_SOCKET, K.SO_TIMESTAMP, 1); // qemu-user refuses SO_TIMESTAMPNS
+    }
     const dev = fstatSync(0).ino;
     a.sendFdsSync("x", [0, 0, 0]);
     const anc = new SocketAncillary(new Uint8Array(512));
@@ -80,6 +84,34 @@ test("SO_TIMESTAMP (microseconds) decodes to seconds + nanoseconds", () => {
     expect(Math.abs(ts.seconds - Date.now() / 1000)).toBeLessThan(120);
     expect(ts.nanoseconds % 1000).toBe(0);
   } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test("a decode that throws part-way: every fd of every message of that receive is closed, the error propagates", () => {
+  if (abi.os !== "linux") return;
+  const creds = kindsOf(abi).credentials! as { message: unknown };
+  const real = creds.message;
+  const [a, b] = UnixDatagram.pair();
+  const [r, w] = pipe();
+  try {
+    setPassCred(b, true); // the kernel writes SCM_CREDENTIALS before SCM_RIGHTS: the throw comes first
+    a.sendFdsSync("x", [r, r, r]);
+    creds.message = () => {
+      throw new Error("decode failed");
+    };
+    const anc = new SocketAncillary(new Uint8Array(256));
+    const target = readlinkSync(`/proc/self/fd/${r}`);
+    const copies = () => readdirSync("/proc/self/fd").filter((n) => { try { return readlinkSync(`/proc/self/fd/${n}`) === target; } catch { return false; } }).length;
+    const before = copies();
+    expect(() => cmsgRecvmsg(b, [new Uint8Array(4)], anc)).toThrow("decode failed");
+    expect(copies()).toBe(before);
+    expect([...anc.messages()]).toEqual([]);
+  } finally {
+    creds.message = real;
+    closeSync(r);
+    closeSync(w);
     a.close();
     b.close();
   }

@@ -17,9 +17,24 @@ const kinds = [
   ["seqpacket", () => UnixSeqpacket.pair()],
 ] as const;
 
+/** qemu-user refuses the options it does not translate (ENOPROTOOPT): those cases skip, as their names say. */
+function optionWorks(option: number): boolean {
+  const [a, b] = UnixDatagram.pair();
+  try {
+    setsockoptInt(b.fd, K.SOL_SOCKET, option, 1);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
 for (const [name, pair] of kinds) {
   for (const ts of ["SO_TIMESTAMP", "SO_TIMESTAMPNS", "SO_TIMESTAMP_NEW"] as const) {
-    test(`${name}: ${MAX} fds with SO_PASSCRED + ${ts} on arrive whole (recvFdsSync, recvFdsIntoSync, recvFdsVectoredSync, recvFdsExactSync)`, () => {
+    const works = K[ts] >= 0 && optionWorks(K[ts]);
+    test.skipIf(!works)(`${name}: ${MAX} fds with SO_PASSCRED + ${ts} on arrive whole (recvFdsSync, recvFdsIntoSync, recvFdsVectoredSync, recvFdsExactSync)${works ? "" : ` (skipped: ${ts} is refused here, e.g. by qemu-user)`}`, () => {
       const [a, b] = pair();
       const file = openSync("/dev/null", "r");
       const ino = fstatSync(file).ino;
