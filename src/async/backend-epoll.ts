@@ -1,11 +1,14 @@
 /**
  * Linux readiness backend for the reactor: one epoll set plus one eventfd for wake-up.
  *
- * Split in two halves that run on different threads:
- * - `createEpollBackend()` (main thread): creates the epoll fd and the eventfd, and arms/disarms fds
- *   with epoll_ctl, which is thread-safe against a concurrent epoll_wait in the reactor Worker.
- * - `createEpollPoller()` (reactor Worker): blocks in epoll_wait(-1) and decodes events into
- *   (token, mask) pairs. It never reads a socket and never closes an fd.
+ * `createEpollBackend()` runs on the JS thread that uses async I/O: it creates the epoll fd and the
+ * eventfd, and arms/disarms fds with epoll_ctl, which is thread-safe against a concurrent epoll_wait in
+ * the reactor Worker (src/async/reactor-worker.ts, which reports (token, events) pairs; `maskFor`
+ * turns the events into a readiness mask here).
+ *
+ * Ownership: both fds belong to the JS thread for its whole life. They are never closed by a method:
+ * `anchorToThread` closes them when that thread's heap is torn down (a Worker terminated or ended), so
+ * no number can be closed twice, and a terminated Worker leaks nothing.
  *
  * Each fd has at most one registration, carrying the union of the interests currently waited for,
  * always with EPOLLONESHOT: after one report the kernel disables the whole registration until the
@@ -20,7 +23,8 @@ import { ptr } from "bun:ffi";
 import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
-import { retry, retryEintr } from "../sys.ts";
+import { anchorableFd, anchorToThread } from "./thread-lifetime.ts";
+import type { ReactorWorkerData } from "./reactor-worker.ts";
 
 /** Interest / readiness bits shared by every backend. */
 export const READABLE = 1;
@@ -30,13 +34,17 @@ export const FAILED = 4;
 /** The token reserved for the wake-up source. */
 export const WAKE_TOKEN = 0;
 
-/** Main-thread half of a backend. */
+/** A JS thread's readiness backend (the Worker only waits on `pollFd`). */
 export interface Backend {
   readonly name: "epoll" | "kqueue";
   /** The epoll/kqueue fd, handed to the Worker as a number. */
   readonly pollFd: number;
   /** The eventfd (epoll) or -1 (kqueue wakes through EVFILT_USER on pollFd). */
   readonly wakeFd: number;
+  /** What the Worker needs to wait on `pollFd` and report (token, status) pairs. */
+  workerData(maxEvents: number): ReactorWorkerData;
+  /** Readiness mask (READABLE | WRITABLE | FAILED) for a `status` the Worker reported. */
+  maskFor(status: number): number;
   /**
    * Arms `fd` one-shot for `mask` (READABLE | WRITABLE) under `token`. `inSet` says whether the fd
    * is believed to be registered already (MOD) or not (ADD); the other op is tried when the kernel
@@ -47,14 +55,8 @@ export interface Backend {
   remove(fd: number): void;
   /** Makes the Worker's wait return with the wake token (used for shutdown). */
   wake(): void;
-  /** Closes the poll fd and the wake fd. Only after the Worker has stopped waiting on them. */
-  close(): void;
-}
-
-/** Worker-side half: one blocking wait, results appended to `out` as token, mask, token, mask... */
-export interface Poller {
-  /** Blocks until at least one event; EINTR is retried. Returns false if the wake source fired. */
-  wait(out: number[]): boolean;
+  /** Consumes a wake-up, after the Worker it stopped has gone, so a restarted Worker does not stop at once. */
+  clearWake(): void;
 }
 
 const TWO32 = 0x1_0000_0000;
@@ -98,19 +100,31 @@ export function maskForEpollEvents(ev: number): number {
 }
 
 function ctl(epfd: number, op: number, fd: number, p: number | null): number {
-  const r = retryEintr(() => libc.epoll_ctl(epfd, op, fd, p as never));
-  return r >= 0 ? 0 : -r;
+  for (;;) {
+    const r = libc.epoll_ctl(epfd, op, fd, p as never);
+    if (r === 0) return 0;
+    const e = errno();
+    if (e !== abi.errno.EINTR) return e;
+  }
 }
 
 export function createEpollBackend(): Backend {
   const l = layout();
-  const epfd = libc.epoll_create1(K.EPOLL_CLOEXEC);
-  if (epfd < 0) throw new SystemError("epoll_create1", errno());
-  const efd = libc.eventfd(0, K.EFD_NONBLOCK | K.EFD_CLOEXEC);
-  if (efd < 0) {
+  const ep0 = libc.epoll_create1(K.EPOLL_CLOEXEC);
+  if (ep0 < 0) throw new SystemError("epoll_create1", errno());
+  const epfd = anchorableFd(ep0);
+  const ef0 = libc.eventfd(0, K.EFD_NONBLOCK | K.EFD_CLOEXEC);
+  if (ef0 < 0) {
     const e = errno();
     libc.close(epfd);
     throw new SystemError("eventfd", e);
+  }
+  let efd: number;
+  try {
+    efd = anchorableFd(ef0);
+  } catch (e) {
+    libc.close(epfd);
+    throw e;
   }
   // Scratch for epoll_ctl; module-level lifetime through the closure.
   const buf = new Uint8Array(l.size);
@@ -129,12 +143,32 @@ export function createEpollBackend(): Backend {
     libc.close(epfd);
     throw new SystemError("epoll_ctl", e0);
   }
+  try {
+    anchorToThread([epfd, efd]);
+  } catch (e) {
+    libc.close(efd);
+    libc.close(epfd);
+    throw e;
+  }
+  const drain = new BigUint64Array(new ArrayBuffer(8));
+  const drainP = ptr(drain);
 
-  let closed = false;
   return {
     name: "epoll",
     pollFd: epfd,
     wakeFd: efd,
+    workerData: (maxEvents) => ({
+      backend: "epoll",
+      pollFd: epfd,
+      maxEvents,
+      libName: abi.libName,
+      errnoSymbol: abi.errnoSymbol,
+      EINTR: abi.errno.EINTR,
+      recordSize: l.size,
+      tokenOffset: l.data.offset,
+      statusOffset: l.events.offset,
+    }),
+    maskFor: maskForEpollEvents,
     arm(fd, token, mask, inSet) {
       encodeEpollEvent(l, view, 0, epollEventsFor(mask), token);
       const first = inSet ? K.EPOLL_CTL_MOD : K.EPOLL_CTL_ADD;
@@ -149,38 +183,17 @@ export function createEpollBackend(): Backend {
       if (e !== 0 && e !== abi.errno.ENOENT && e !== abi.errno.EBADF) throw new SystemError("epoll_ctl", e);
     },
     wake() {
-      if (closed) return;
-      // A failure other than EINTR is EAGAIN: the counter is saturated, so the worker is being woken anyway.
-      retryEintr(() => Number(libc.write(efd, oneP, 8)));
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      libc.close(efd);
-      libc.close(epfd);
-    },
-  };
-}
-
-/** Worker side. `maxEvents` bounds one epoll_wait; more ready fds simply arrive in the next call. */
-export function createEpollPoller(epfd: number, maxEvents = 256): Poller {
-  const l = layout();
-  const buf = new Uint8Array(l.size * maxEvents);
-  const view = new DataView(buf.buffer);
-  const p = ptr(buf);
-  return {
-    wait(out) {
-      const n = retry("epoll_wait", () => libc.epoll_wait(epfd, p, maxEvents, -1));
-      let keepGoing = true;
-      for (let i = 0; i < n; i++) {
-        const { events, token } = decodeEpollEvent(l, view, i * l.size);
-        if (token === WAKE_TOKEN) {
-          keepGoing = false;
-          continue;
-        }
-        out.push(token, maskForEpollEvents(events));
+      for (;;) {
+        const r = Number(libc.write(efd, oneP, 8));
+        if (r >= 0) return;
+        const e = errno();
+        // EAGAIN: the counter is saturated, so the worker is being woken anyway.
+        if (e !== abi.errno.EINTR) return;
       }
-      return keepGoing;
+    },
+    clearWake() {
+      // Non-blocking eventfd: one read resets the counter, EAGAIN means it was 0 already.
+      while (Number(libc.read(efd, drainP, 8)) < 0 && errno() === abi.errno.EINTR);
     },
   };
 }

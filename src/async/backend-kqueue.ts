@@ -9,6 +9,8 @@
  *   kevent() on the same kqueue, like epoll_ctl against epoll_wait.
  *
  * struct kevent is 32 bytes on darwin and 64 on FreeBSD >= 12 (ext[4]); offsets come from `abi.kevent`.
+ * Ownership: the kqueue fd belongs to the JS thread for its whole life and is closed when that
+ * thread's heap is torn down (src/async/thread-lifetime.ts), never by a method.
  * Not runnable on the Linux CI host: the struct encoding is unit-tested against the darwin/freebsd
  * tables (test/reactor.test.ts).
  */
@@ -17,9 +19,9 @@ import type { Abi } from "../platform/abi.ts";
 import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
-import { retry, retryEintr, setCloexec } from "../sys.ts";
-import { readUnsigned, writeUnsigned } from "../cmsg/fields.ts";
-import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend, type Poller } from "./backend-epoll.ts";
+import { setCloexec } from "../sys.ts";
+import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend } from "./backend-epoll.ts";
+import { anchorableFd, anchorToThread } from "./thread-lifetime.ts";
 
 export type KeventLayout = NonNullable<Abi["kevent"]>;
 
@@ -32,30 +34,33 @@ export interface Kevent {
   udata: number;
 }
 
-/** An 8-byte field at the offset given to the reader/writer (ident, udata). */
-const U64 = { offset: 0, size: 8 } as const;
+const TWO32 = 0x1_0000_0000;
 
+function setU64(view: DataView, at: number, v: number): void {
+  view.setUint32(at, v % TWO32, true);
+  view.setUint32(at + 4, Math.floor(v / TWO32), true);
+}
 
 /** Writes one struct kevent at `base` (zeroing the rest, e.g. FreeBSD's ext[4]). Exported for tests. */
 export function encodeKevent(l: KeventLayout, view: DataView, base: number, ev: Kevent): void {
   for (let i = 0; i < l.size; i++) view.setUint8(base + i, 0);
-  writeUnsigned(view, base + l.ident.offset, U64, ev.ident);
+  setU64(view, base + l.ident.offset, ev.ident);
   view.setInt16(base + l.filter.offset, ev.filter, true);
   view.setUint16(base + l.flags.offset, ev.flags, true);
   view.setUint32(base + l.fflags.offset, ev.fflags >>> 0, true);
   view.setBigInt64(base + l.data.offset, BigInt(ev.data), true);
-  writeUnsigned(view, base + l.udata.offset, U64, ev.udata);
+  setU64(view, base + l.udata.offset, ev.udata);
 }
 
 /** Reads one struct kevent at `base`. */
 export function decodeKevent(l: KeventLayout, view: DataView, base: number): Kevent {
   return {
-    ident: readUnsigned(view, base + l.ident.offset, U64),
+    ident: view.getUint32(base + l.ident.offset, true) + view.getUint32(base + l.ident.offset + 4, true) * TWO32,
     filter: view.getInt16(base + l.filter.offset, true),
     flags: view.getUint16(base + l.flags.offset, true),
     fflags: view.getUint32(base + l.fflags.offset, true),
     data: Number(view.getBigInt64(base + l.data.offset, true)),
-    udata: readUnsigned(view, base + l.udata.offset, U64),
+    udata: view.getUint32(base + l.udata.offset, true) + view.getUint32(base + l.udata.offset + 4, true) * TWO32,
   };
 }
 
@@ -76,14 +81,20 @@ function keventLayout(): KeventLayout {
 
 /** kevent() with a changelist only; returns 0 or errno (EINTR retried). */
 function submit(kq: number, p: number, n: number): number {
-  const r = retryEintr(() => libc.kevent!(kq, p as never, n, null, 0, null));
-  return r >= 0 ? 0 : -r;
+  for (;;) {
+    const r = libc.kevent!(kq, p as never, n, null, 0, null);
+    if (r >= 0) return 0;
+    const e = errno();
+    if (e !== abi.errno.EINTR) return e;
+  }
 }
 
 export function createKqueueBackend(): Backend {
   const l = keventLayout();
-  const kq = libc.kqueue!();
-  if (kq < 0) throw new SystemError("kqueue", errno());
+  if (l.flags.offset !== l.filter.offset + 2) throw new Error(`unix-ancillary: struct kevent of ${abi.name} does not keep flags right after filter`);
+  const kq0 = libc.kqueue!();
+  if (kq0 < 0) throw new SystemError("kqueue", errno());
+  const kq = anchorableFd(kq0);
   try {
     setCloexec(kq);
   } catch (e) {
@@ -101,12 +112,30 @@ export function createKqueueBackend(): Backend {
     libc.close(kq);
     throw new SystemError("kevent", e0);
   }
+  try {
+    anchorToThread([kq]);
+  } catch (e) {
+    libc.close(kq);
+    throw e;
+  }
 
-  let closed = false;
   return {
     name: "kqueue",
     pollFd: kq,
     wakeFd: -1,
+    workerData: (maxEvents) => ({
+      backend: "kqueue",
+      pollFd: kq,
+      maxEvents,
+      libName: abi.libName,
+      errnoSymbol: abi.errnoSymbol,
+      EINTR: abi.errno.EINTR,
+      recordSize: l.size,
+      tokenOffset: l.udata.offset,
+      // filter (i16) and flags (u16) are adjacent in every struct kevent: one u32 carries both.
+      statusOffset: l.filter.offset,
+    }),
+    maskFor: (status) => maskForKevent({ ident: 0, filter: (status << 16) >> 16, flags: status >>> 16, fflags: 0, data: 0, udata: 0 }),
     arm(fd, token, mask) {
       // EV_ADD on an existing knote updates it, so there is no ADD/MOD distinction here. A filter not
       // in `mask` may stay armed from before; its one stray report is ignored by the reactor.
@@ -124,38 +153,11 @@ export function createKqueueBackend(): Backend {
       }
     },
     wake() {
-      if (closed) return;
       encodeKevent(l, view, 0, ev(0, K.EVFILT_USER, 0, K.NOTE_TRIGGER, WAKE_TOKEN));
       submit(kq, p, 1);
     },
-    close() {
-      if (closed) return;
-      closed = true;
-      libc.close(kq);
-    },
-  };
-}
-
-/** Worker side: blocks in kevent() with a null timeout. */
-export function createKqueuePoller(kq: number, maxEvents = 256): Poller {
-  const l = keventLayout();
-  const buf = new Uint8Array(l.size * maxEvents);
-  const view = new DataView(buf.buffer);
-  const p = ptr(buf);
-  return {
-    wait(out) {
-      const n = retry("kevent", () => libc.kevent!(kq, null, 0, p as never, maxEvents, null));
-      let keepGoing = true;
-      for (let i = 0; i < n; i++) {
-        const ev = decodeKevent(l, view, i * l.size);
-        if (ev.filter === K.EVFILT_USER) {
-          keepGoing = false;
-          continue;
-        }
-        const m = maskForKevent(ev);
-        if (m !== 0) out.push(ev.udata, m);
-      }
-      return keepGoing;
+    clearWake() {
+      // EV_CLEAR: the EVFILT_USER knote resets itself once reported.
     },
   };
 }

@@ -2,7 +2,8 @@
  * The readiness reactor: the main-thread side of async I/O (docs/design.md, "The reactor").
  *
  * Bun cannot watch an arbitrary fd without reading it (which would discard in-flight fds), so one
- * lazily started Worker per process blocks in epoll_wait(-1) (kevent() on darwin/FreeBSD) and only
+ * lazily started Worker per JS thread that uses async I/O (the main thread, and each Worker of the
+ * application that does) blocks in epoll_wait(-1) (kevent() on darwin/FreeBSD) and only
  * reports readiness. The socket classes always try their non-blocking syscall first and call
  * `waitFor` only after EAGAIN; every recvmsg/sendmsg/accept stays on the main thread.
  *
@@ -18,6 +19,11 @@
  * delay exit; Bun calls exit_group right after the 'exit' listeners, which ends the blocked thread.
  * Waking it from process.on("exit") only made it race the teardown (it woke ~35 us before
  * exit_group), so there is none. The Worker never installs onmessage (see reactor-worker.ts).
+ *
+ * fd ownership: the poll fd and wake fd are created once per JS thread and live as long as it
+ * (src/async/thread-lifetime.ts closes them when the thread's heap is torn down, e.g. when the
+ * application terminates a Worker that used async I/O). shutdownReactor stops the Worker thread only;
+ * a later wait starts a new Worker on the same poll set.
  */
 import { abi } from "../platform/index.ts";
 import { UnixAncillaryError } from "../errors.ts";
@@ -25,7 +31,7 @@ import { setCloseHook } from "../sys.ts";
 import { createEpollBackend, READABLE, WRITABLE, type Backend } from "./backend-epoll.ts";
 import { createKqueueBackend } from "./backend-kqueue.ts";
 import { abortError } from "./queue.ts";
-import type { ReactorWorkerData, ReactorWorkerMessage } from "./reactor-worker.ts";
+import { reactorWorkerUrl, type ReactorWorkerMessage } from "./reactor-worker.ts";
 
 export type Interest = "readable" | "writable";
 
@@ -40,6 +46,8 @@ export interface ReactorStats {
   workerRefed: boolean;
   /** "epoll" | "kqueue" once started. */
   backend: string | null;
+  /** The fds this thread's reactor owns (poll fd, wake fd), kept from first use to the thread's end. */
+  ownedFds: number[];
 }
 
 interface Waiter {
@@ -63,7 +71,6 @@ class Registration {
 }
 
 interface Reactor {
-  backend: Backend;
   worker: Worker;
   refed: boolean;
   stopped: Promise<void>;
@@ -72,33 +79,28 @@ interface Reactor {
 const MAX_EVENTS = 256;
 
 let reactor: Reactor | null = null;
+/** This thread's poll set, created on first use and kept for the thread's life (see the header). */
+let backend: Backend | null = null;
 const byFd = new Map<number, Registration>();
 const byToken = new Map<number, Registration>();
 let nextToken = 1; // 0 is the wake source
 let pending = 0;
 
 function start(): Reactor {
-  const backend = abi.os === "linux" ? createEpollBackend() : createKqueueBackend();
-  const workerData: ReactorWorkerData = { backend: backend.name, pollFd: backend.pollFd, maxEvents: MAX_EVENTS };
-  let worker: Worker;
-  try {
-    worker = new Worker(new URL("./reactor-worker.ts", import.meta.url).href, { workerData } as WorkerOptions);
-  } catch (e) {
-    backend.close();
-    throw e;
-  }
+  const b = (backend ??= abi.os === "linux" ? createEpollBackend() : createKqueueBackend());
+  // A previous Worker was stopped through the wake source; reset it or the new one stops at once.
+  b.clearWake();
+  const worker = new Worker(reactorWorkerUrl(), { workerData: b.workerData(MAX_EVENTS) } as WorkerOptions);
   worker.unref();
   let onStopped!: () => void;
   const stopped = new Promise<void>((r) => (onStopped = r));
-  const self: Reactor = { backend, worker, refed: false, stopped };
+  const self: Reactor = { worker, refed: false, stopped };
   worker.addEventListener("close", () => {
     onStopped();
-    // The thread is gone: nothing waits on the poll fds any more, so they can be closed.
     if (reactor === self) {
       reactor = null;
       failAll(new UnixAncillaryError("ERR_UA_CLOSED", "the reactor worker stopped"));
     }
-    backend.close();
   });
   worker.onmessage = (ev: MessageEvent<ReactorWorkerMessage>) => {
     const m = ev.data;
@@ -137,7 +139,7 @@ function dispatch(batch: readonly number[]): void {
   for (let i = 0; i + 1 < batch.length; i += 2) {
     const reg = byToken.get(batch[i]!);
     if (!reg) continue; // a stale report for a forgotten/aborted registration
-    const mask = batch[i + 1]!;
+    const mask = backend!.maskFor(batch[i + 1]!);
     reg.armed = 0; // one-shot: the kernel disabled the registration when it reported it
     if (mask & READABLE) settleAll(reg.readers, undefined);
     if (mask & WRITABLE) settleAll(reg.writers, undefined);
@@ -149,10 +151,9 @@ function dispatch(batch: readonly number[]): void {
 function rearm(reg: Registration): void {
   const want = reg.wanted();
   if (want === 0 || (want & ~reg.armed) === 0) return;
-  const r = reactor;
-  if (!r) return;
+  if (!reactor) return;
   try {
-    r.backend.arm(reg.fd, reg.token, want, reg.inSet);
+    backend!.arm(reg.fd, reg.token, want, reg.inSet);
     reg.inSet = true;
     reg.armed = want;
   } catch (e) {
@@ -182,9 +183,9 @@ function drop(reg: Registration): void {
   byFd.delete(reg.fd);
   if (byFd.size === 0) setCloseHook(null);
   byToken.delete(reg.token);
-  if (reg.inSet && reactor) {
+  if (reg.inSet && backend) {
     try {
-      reactor.backend.remove(reg.fd);
+      backend.remove(reg.fd);
     } catch {
       // remove() already ignores ENOENT/EBADF; anything else leaves a disabled one-shot entry at worst
     }
@@ -193,11 +194,10 @@ function drop(reg: Registration): void {
   reg.armed = 0;
 }
 
+/** Rejects every waiter with `error` and forgets every registration (leaving the poll set too). */
 function failAll(error: unknown): void {
   const regs = [...byFd.values()];
-  byFd.clear();
-  setCloseHook(null);
-  byToken.clear();
+  for (const reg of regs) drop(reg);
   for (const reg of regs) {
     settleAll(reg.readers, error);
     settleAll(reg.writers, error);
@@ -215,10 +215,9 @@ export function waitFor(fd: number, interest: Interest, signal?: AbortSignal): P
   if (bit === 0) return Promise.reject(new TypeError(`interest must be "readable" or "writable", got ${String(interest)}`));
   if (signal?.aborted) return Promise.reject(abortError(signal));
 
-  let r = reactor;
-  if (!r) {
+  if (!reactor) {
     try {
-      r = reactor = start();
+      reactor = start();
     } catch (e) {
       return Promise.reject(e);
     }
@@ -234,7 +233,7 @@ export function waitFor(fd: number, interest: Interest, signal?: AbortSignal): P
   const want = reg.wanted() | bit;
   if ((want & ~reg.armed) !== 0) {
     try {
-      r.backend.arm(fd, reg.token, want, reg.inSet);
+      backend!.arm(fd, reg.token, want, reg.inSet);
       reg.inSet = true;
       reg.armed = want;
     } catch (e) {
@@ -258,7 +257,7 @@ export function waitFor(fd: number, interest: Interest, signal?: AbortSignal): P
         else if ((registration.armed & ~registration.wanted()) !== 0 && reactor) {
           // Narrow the armed set so the aborted interest doesn't produce a spurious report.
           try {
-            reactor.backend.arm(registration.fd, registration.token, registration.wanted(), registration.inSet);
+            backend!.arm(registration.fd, registration.token, registration.wanted(), registration.inSet);
             registration.armed = registration.wanted();
           } catch {
             // leave it; the report will be ignored or re-armed
@@ -301,22 +300,23 @@ export function reactorStats(): ReactorStats {
     registered: byFd.size,
     pending,
     workerRefed: reactor?.refed ?? false,
-    backend: reactor?.backend.name ?? null,
+    backend: reactor ? backend!.name : null,
+    ownedFds: backend === null ? [] : [backend.pollFd, backend.wakeFd].filter((fd) => fd >= 0),
   };
 }
 
 /**
- * Stops the Worker (tests; also at process exit). Pending waits reject with ERR_UA_CLOSED. The poll
- * fds are closed once the thread is gone; a later waitFor starts a new reactor.
+ * Stops the Worker (tests and diagnostics). Pending waits reject with ERR_UA_CLOSED and every fd
+ * leaves the poll set. The poll fds stay (they live as long as this JS thread); a later waitFor starts
+ * a new Worker on them.
  */
 export async function shutdownReactor(): Promise<void> {
   const r = reactor;
   if (!r) return;
   reactor = null;
-  // No EPOLL_CTL_DEL needed: the whole set is closed once the thread is gone.
   failAll(new UnixAncillaryError("ERR_UA_CLOSED", "the reactor was shut down"));
   r.worker.ref(); // keep the process alive until the thread has really gone
-  r.backend.wake();
+  backend!.wake();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<boolean>((res) => (timer = setTimeout(() => res(true), 2000)));
   const done = await Promise.race([r.stopped.then(() => false), timedOut]);
