@@ -7,7 +7,8 @@
  *   bun examples/handoff-demo.ts [handoffs=5]
  */
 import { AppChain, compareThroughput } from "./handoff-harness.ts";
-import { runLoad, diffReport } from "../src/handoff/index.ts";
+// The load generator is this repository's test tool, not part of the package API.
+import { runLoad, diffReport } from "../src/handoff/loadgen.ts";
 
 const N = Number(process.argv[2] ?? 5);
 const chain = new AppChain({ DRAIN_MS: "1500" });

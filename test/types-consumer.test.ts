@@ -10,7 +10,7 @@
  * two-line @types/bun referencing bun-types stands in for the registry package).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import ts from "typescript";
@@ -109,6 +109,19 @@ describe.skipIf(EMULATED)("the packed tarball's types (skipped under qemu: they 
     expect(owned).toContain("class OwnedFd");
     expect(owned).not.toContain("_enroll");
     expect(dirname(pkg.types)).toBe("./dist/types");
+  });
+
+  test("every relative link in the packed README.md and docs resolves inside the tarball", () => {
+    const missing: string[] = [];
+    for (const page of ["README.md", ...readdirSync(join(pkgDir, "docs")).map((f) => `docs/${f}`)]) {
+      const text = readFileSync(join(pkgDir, page), "utf8");
+      for (const m of text.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
+        const target = m[1]!;
+        if (/^[a-z]+:/.test(target)) continue; // absolute URL
+        if (!existsSync(join(pkgDir, dirname(page), target))) missing.push(`${page} -> ${target}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   for (const [name, options] of Object.entries(CONFIGS)) {
