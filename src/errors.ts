@@ -92,7 +92,7 @@ export const MESSAGES = {
   emptyStreamPayload: "SCM_RIGHTS over a Unix stream requires at least one payload byte",
   ancillaryTruncated: "ancillary data truncated; discard the incomplete message",
   datagramTruncated: "datagram payload truncated before it fit the receive buffer",
-  exactCount: (n: number, observed: number) => `expected exactly ${n} file descriptors, received ${observed}`,
+  exactCount: (n: number, observed: number) => `expected exactly ${n} file descriptor${n === 1 ? "" : "s"}, received ${observed}`,
   writeZeroFirst: "failed to send fd payload byte",
   writeZeroShort: "short write",
   ancillaryBuffer: "ancillary buffer too small or not cleared after receive",

@@ -2,7 +2,7 @@
  * unix-ancillary: SCM_RIGHTS fd passing over Unix domain sockets for Bun, leak-free.
  * Received fds are always OwnedFd objects; fds you send stay yours.
  */
-export { OwnedFd, type FdLike } from "./owned-fd.ts";
+export { OwnedFd, type FdLike, type HeldFdSource } from "./owned-fd.ts";
 export {
   UnixSocket,
   UnixStream,

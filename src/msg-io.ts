@@ -26,7 +26,7 @@ import { readUnsigned, writeUnsigned } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
 import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
-import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
+import { isOpen, nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
 
 const EINTR = abi.errno.EINTR;
 const EAGAIN = abi.errno.EAGAIN; // == EWOULDBLOCK on every supported ABI
@@ -236,6 +236,19 @@ class Engine {
     // threw part-way through a longer list may have written an fd number there. Keep it zero.
     if (ODD_COUNT_PADS && (n & 1) === 1) I[first + n] = 0;
     return n === this.#stagedCount ? this.#stagedSpace : this.#restage(n);
+  }
+
+  /**
+   * For an EBADF from sendmsg of `header`: the staged fd numbers that are not open, or null when that
+   * message was not the send block's own (scalar sends; other paths say less).
+   */
+  closedStagedFds(header: Pointer): number[] | null {
+    const blk = this.#sendBlock;
+    if (header !== blk.address) return null;
+    const out: number[] = [];
+    const first = blk.controlWord + CMSG_DATA_W;
+    for (let i = 0; i < this.#stagedCount; i++) if (!isOpen(blk.i32[first + i]!)) out.push(blk.i32[first + i]!);
+    return out;
   }
 
   /** Rewrites the SCM_RIGHTS header and tail padding for a new fd count (out of line: the hot path reuses them). */
@@ -516,7 +529,7 @@ function sendmsgFailed(sock: number, header: Pointer, flags: number): number {
   for (;;) {
     const e = errno();
     if (e === EAGAIN && (flags & K.MSG_DONTWAIT) !== 0) return WOULD_BLOCK;
-    if (e !== EINTR) throw new SystemError("sendmsg", e);
+    if (e !== EINTR) throw e === abi.errno.EBADF ? badFdError(sock, header) : new SystemError("sendmsg", e);
     const r = libcSendmsg(sock, header, flags) as number;
     if (r >= 0) return r;
   }
@@ -622,3 +635,15 @@ function keepAlive(a: unknown, b?: unknown): void {
 }
 
 export const engine = new Engine();
+
+/** sendmsg's EBADF, saying which fd: the socket, or which of the fds being sent (out of line, error path only). */
+function badFdError(sock: number, header: Pointer): SystemError {
+  const e = new SystemError("sendmsg", abi.errno.EBADF);
+  if (!isOpen(sock)) e.message += `: the socket (fd ${sock}) is not open`;
+  else {
+    const closed = engine.closedStagedFds(header);
+    e.message += closed !== null && closed.length > 0 ? `: fd ${closed.join(", fd ")} (among the fds being sent) is not open` : ": one of the fds being sent is not open";
+  }
+  return e;
+}
+

@@ -13,7 +13,9 @@
  * pending stack holds the object strongly, so nothing can be collected unregistered.
  */
 import { closeFd, dupCloexec, isOpen } from "./sys.ts";
-import { closedError, invalidArgType } from "./errors.ts";
+import { closedError, invalidArgType, SystemError } from "./errors.ts";
+import { abi } from "./platform/index.ts";
+import { heldFd } from "./held-fd.ts";
 import { describe } from "./cmsg/sizes.ts";
 
 const debug = !!process.env.UNIX_ANCILLARY_DEBUG;
@@ -24,7 +26,15 @@ const leakNet = new FinalizationRegistry<number>((fd) => {
 });
 
 /** Anything that lends an fd for the duration of a call: a number, an OwnedFd, or an object with a numeric `fd`. */
-export type FdLike = number | OwnedFd | { readonly fd: number };
+/**
+ * What the sends (and every fd argument) accept: an fd number, an OwnedFd, anything with a numeric
+ * `fd` (Bun.listen listeners, Bun.connect sockets, fs/promises FileHandle), or a server/socket object
+ * whose fd is found for you (`HeldFdSource`). The fd is lent for the call; it stays the caller's.
+ */
+export type FdLike = number | OwnedFd | { readonly fd: number } | HeldFdSource;
+
+/** Objects without a public fd that sends resolve: net.Server / http.Server, net.Socket, a Bun.serve server. */
+export type HeldFdSource = import("node:net").Server | import("node:net").Socket | Bun.Server<any>;
 
 const INT32_MAX = 0x7fff_ffff;
 
@@ -53,7 +63,9 @@ export function fdOf(x: FdLike, name = "fd"): number {
   if (typeof x === "number") return checkFdNumber(x, name);
   if (x instanceof OwnedFd) return x.fd;
   if (x !== null && typeof x === "object" && "fd" in x) return checkFdNumber((x as { fd: unknown }).fd, `${name}.fd`);
-  throw invalidArgType(name, "an integer fd, an OwnedFd or an object with a numeric fd property", describe(x));
+  const held = heldFd(x, name);
+  if (held !== null) return held;
+  throw invalidArgType(name, "an integer fd, an OwnedFd, an object with a numeric fd property (a Bun.listen listener, a socket, a FileHandle), a net.Server/net.Socket or a Bun.serve server", describe(x));
 }
 
 /**
@@ -147,6 +159,13 @@ export class OwnedFd implements Disposable {
   /** Takes ownership of an open fd number: from now on this object closes it. */
   static from(fd: number): OwnedFd {
     checkFdNumber(fd, "fd");
+    // A number that is not open would otherwise become an OwnedFd that fails (or closes a reused
+    // number) much later; one F_GETFD says so now.
+    if (!isOpen(fd)) {
+      const e = new SystemError("fcntl", abi.errno.EBADF);
+      e.message = `OwnedFd.from(${fd}): fd ${fd} is not open (fcntl F_GETFD: EBADF)`;
+      throw e;
+    }
     return new OwnedFd(fd, INTERNAL);
   }
 

@@ -720,6 +720,7 @@ abstract class Listener<S> implements Disposable {
   protected static bindFd(type: number, path: string, opts: BindOptions | undefined, nonblocking = false): { owned: OwnedFd; unlink: boolean; fileId: string | null } {
     if (opts !== undefined && (opts === null || typeof opts !== "object")) throw invalidArgType("options", "an object", describe(opts));
     const mode = opts?.mode;
+    if (mode !== undefined && typeof mode !== "number") throw invalidArgType("options.mode", "an integer in 0..0o7777 (a number such as 0o600, not a string)", describe(mode));
     if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) throw outOfRange("options.mode", "an integer in 0..0o7777", String(mode));
     const backlog = opts?.backlog ?? 511;
     if (!Number.isInteger(backlog) || backlog < 1) throw outOfRange("options.backlog", "a positive integer", String(backlog));
