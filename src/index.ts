@@ -31,5 +31,6 @@ export {
 } from "./ancillary.ts";
 export { ScmCredentials, setPassCred, passCred, peerCredentials, setPassRights, passRights, type PeerCredentials } from "./credentials.ts";
 export { SystemError, UnixAncillaryError, MESSAGES, type UnixAncillaryErrorCode, type ErrorKind } from "./errors.ts";
+export { spawnWithChannel, channelFromParent, CHANNEL_FD_ENV, type ChannelOptions, type SpawnedWithChannel } from "./channel.ts";
 export { abi as platform } from "./platform/index.ts";
 export type { SocketAddress } from "./sys.ts";

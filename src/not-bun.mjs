@@ -12,12 +12,12 @@ const error = new Error(
 error.code = "ERR_UA_NEEDS_BUN";
 throw error;
 export let
-  DEFAULT_DATAGRAM_BUFFER, DEFAULT_STREAM_BUFFER, FrameType, HANDOFF_FD_ENV, HANDOFF_PATH_ENV, HEADER_SIZE, Handoff, HandoffServer,
-  LISTEN_FDS_START, LoadRun, MAGIC, MAX_FDS, MAX_PAYLOAD, MAX_RECEIVE_FDS, MESSAGES, Messages,
-  OwnedFd, PROBE_HEADER, PROTOCOL_VERSION, ReceivedFds, ReceivedInto, ScmCredentials, ScmRights, SocketAncillary,
-  SystemError, UnixAncillaryError, UnixDatagram, UnixListener, UnixSeqpacket, UnixSeqpacketListener, UnixSocket, UnixStream,
-  adoptBunListen, adoptBunServe, adoptNetServer, adoptNodeHttp, cmsgRecvmsg, cmsgSendmsg, decodeFrame, defaultControlPath,
-  describeSocket, diffReport, drainBunServer, encodeFrame, isHandoffChild, listenFds, listeningSockets, nodeBridge,
-  passCred, passRights, peerCredentials, platform, requestHandoff, runLoad, sdNotify, sdNotifyFdStore,
-  sdNotifyFdStoreRemove, sdNotifyMainPid, sdNotifyReady, sdNotifyReloading, sdNotifyStopping, sdNotifyWatchdog, serveHandoff, setPassCred,
-  setPassRights, spawnSuccessor;
+  CHANNEL_FD_ENV, DEFAULT_DATAGRAM_BUFFER, DEFAULT_STREAM_BUFFER, FrameType, HANDOFF_FD_ENV, HANDOFF_PATH_ENV, HEADER_SIZE, Handoff,
+  HandoffServer, LISTEN_FDS_START, LoadRun, MAGIC, MAX_FDS, MAX_PAYLOAD, MAX_RECEIVE_FDS, MESSAGES,
+  Messages, OwnedFd, PROBE_HEADER, PROTOCOL_VERSION, ReceivedFds, ReceivedInto, ScmCredentials, ScmRights,
+  SocketAncillary, SystemError, UnixAncillaryError, UnixDatagram, UnixListener, UnixSeqpacket, UnixSeqpacketListener, UnixSocket,
+  UnixStream, adoptBunListen, adoptBunServe, adoptNetServer, adoptNodeHttp, channelFromParent, cmsgRecvmsg, cmsgSendmsg,
+  decodeFrame, defaultControlPath, describeSocket, diffReport, drainBunServer, encodeFrame, isHandoffChild, listenFds,
+  listeningSockets, nodeBridge, passCred, passRights, peerCredentials, platform, requestHandoff, runLoad,
+  sdNotify, sdNotifyFdStore, sdNotifyFdStoreRemove, sdNotifyMainPid, sdNotifyReady, sdNotifyReloading, sdNotifyStopping, sdNotifyWatchdog,
+  serveHandoff, setPassCred, setPassRights, spawnSuccessor, spawnWithChannel;

@@ -47,6 +47,13 @@ describe("examples", () => {
     ]);
   });
 
+  test("spawn-channel: the child gets its channel with one call, reads the file through the received fd and answers", async () => {
+    const r = await runExample("spawn-channel");
+    expect({ code: r.code, signal: r.signal, err: r.err }).toEqual({ code: 0, signal: null, err: "" });
+    expect(r.lines[0]).toMatch(/^parent: sent 1 fd to child \d+$/);
+    expect(r.lines.slice(1)).toEqual(["child read: sent as an fd", "parent: child exited 0"]);
+  });
+
   test("handoff-harness: run directly, it says it is a helper and points at the demo", async () => {
     const r = await runExample("handoff-harness");
     expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
