@@ -20,8 +20,22 @@ import { describe } from "./cmsg/sizes.ts";
 
 const debug = !!process.env.UNIX_ANCILLARY_DEBUG;
 
-const leakNet = new FinalizationRegistry<number>((fd) => {
-  if (debug) console.warn(`unix-ancillary: fd ${fd} was garbage-collected without close(); closing it now`);
+/** Debug mode only: where each OwnedFd was created, so a leak report can name the code that dropped it. */
+const sites: WeakMap<OwnedFd, string> | null = debug ? new WeakMap() : null;
+
+function creationSite(): string {
+  const frames = (new Error().stack ?? "").split("\n").slice(1);
+  // Skip the library's own frames (this module, the socket/receive code that created the OwnedFd).
+  const user = frames.filter((f) => !/[\\/]src[\\/](owned-fd|msg-io|socket|ancillary|sys)\.ts/.test(f));
+  return (user.length > 0 ? user : frames).slice(0, 6).join("\n");
+}
+
+const leakNet = new FinalizationRegistry<number | { fd: number; site: string | undefined }>((held) => {
+  const fd = typeof held === "number" ? held : held.fd;
+  if (debug) {
+    const site = typeof held === "number" ? undefined : held.site;
+    console.warn(`unix-ancillary: fd ${fd} was garbage-collected without close(); closing it now${site ? `. It was created at:\n${site}` : ""}`);
+  }
   closeFd(fd);
 });
 
@@ -144,6 +158,7 @@ export class OwnedFd implements Disposable {
   constructor(fd: number, token: typeof INTERNAL | typeof INTERNAL_BATCH) {
     if (token !== INTERNAL && token !== INTERNAL_BATCH) throw new TypeError("Illegal constructor: use OwnedFd.from(fd)");
     this.#fd = fd;
+    if (sites !== null) sites.set(this, creationSite());
     // a batch is pushed onto the pending stack as a whole by adoptSlots()
     if (token === INTERNAL) enqueue(this);
   }
@@ -152,7 +167,7 @@ export class OwnedFd implements Disposable {
   _enroll(): void {
     if (this.#fd >= 0 && !this.#enrolled) {
       this.#enrolled = true;
-      leakNet.register(this, this.#fd, this);
+      leakNet.register(this, sites === null ? this.#fd : { fd: this.#fd, site: sites.get(this) }, this);
     }
   }
 
