@@ -20,11 +20,13 @@ export const CHANNEL_FD_ENV = "UA_CHANNEL_FD";
 
 type SpawnOpts = Bun.SpawnOptions.SpawnOptions<Bun.SpawnOptions.Writable, Bun.SpawnOptions.Readable, Bun.SpawnOptions.Readable>;
 
+/** Options for the channel of spawnWithChannel / channelFromParent. */
 export interface ChannelOptions {
   /** Socket type of the channel: "stream" (default, a UnixStream) or "seqpacket" (Linux, FreeBSD). */
   type?: "stream" | "seqpacket";
 }
 
+/** What spawnWithChannel returns: the child and your end of the channel (yours to close). */
 export interface SpawnedWithChannel<S extends UnixStream | UnixSeqpacket> {
   /** The child, exactly as Bun.spawn returned it. */
   child: Subprocess<Bun.SpawnOptions.Writable, Bun.SpawnOptions.Readable, Bun.SpawnOptions.Readable>;

@@ -20,6 +20,7 @@ export type ErrorKind =
   | "Protocol"
   | "Other";
 
+/** The stable `code` of every UnixAncillaryError (the README's error table says when each is thrown). */
 export type UnixAncillaryErrorCode =
   /** Stream send with fds but no payload byte (the kernel would silently drop the fds). */
   | "ERR_UA_EMPTY_PAYLOAD"
@@ -76,6 +77,10 @@ const KIND: Record<UnixAncillaryErrorCode, ErrorKind> = {
   ERR_UA_BUSY: "Other",
 };
 
+/**
+ * An error of this library (not of a syscall: those are SystemError). `code` is stable
+ * (ERR_UA_*), `kind` is the Rust crate's io::ErrorKind name; messages say what to do.
+ */
 export class UnixAncillaryError extends Error {
   override name = "UnixAncillaryError";
   readonly code: UnixAncillaryErrorCode;

@@ -150,6 +150,12 @@ function enqueueAll(batch: readonly OwnedFd[]): void {
   }
 }
 
+/**
+ * An open file descriptor that this object owns: it closes it exactly once (close(), `using`, or as
+ * a last resort the garbage collector's safety net). Every fd the library hands you is an OwnedFd.
+ * Take a number you own with OwnedFd.from(n); give ownership back with release().
+ * @throws UnixAncillaryError ERR_UA_CLOSED when `fd` is read after close() or release()
+ */
 export class OwnedFd implements Disposable {
   #fd: number;
   #enrolled = false;

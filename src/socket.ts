@@ -23,6 +23,7 @@ import { forget, waitFor } from "./async/reactor.ts";
 
 /** Default data buffers of the allocating receives (crate: DEFAULT_STREAM_BUF / DEFAULT_DATAGRAM_BUF). */
 export const DEFAULT_STREAM_BUFFER = 4096;
+/** Data buffer of the allocating receives on datagram and seqpacket sockets (bytes). */
 export const DEFAULT_DATAGRAM_BUFFER = 65536;
 /** Largest maxFds a receive accepts (the crate's HARD_CEILING). */
 export const MAX_RECEIVE_FDS = 1 << 20;
@@ -98,6 +99,7 @@ export class ReceivedInto implements Disposable {
   }
 }
 
+/** Options of the receives: data buffer size and an AbortSignal (async only). */
 export interface RecvOptions {
   /** Size of the data buffer the allocating receives use (default 4096 for streams, 65536 otherwise). */
   bufferSize?: number;
@@ -516,6 +518,12 @@ function ownedPair(type: number): [OwnedFd, OwnedFd] {
   return [adopt(a), adopt(b)];
 }
 
+/**
+ * A connected SOCK_STREAM Unix socket that sends and receives fds (SCM_RIGHTS) with its data. It owns
+ * its fd; fds you send stay yours, fds you receive are OwnedFds. Create with pair(), connect(),
+ * a listener's accept(), or fromFd(). A stream send of fds needs at least one data byte.
+ * @throws SystemError from the syscalls; UnixAncillaryError (ERR_UA_*) as the README's table says
+ */
 export class UnixStream extends UnixSocket {
   protected readonly kind = Kind.Stream;
   protected readonly label = "UnixStream";
@@ -610,6 +618,7 @@ export class UnixStream extends UnixSocket {
   }
 }
 
+/** A SOCK_DGRAM Unix socket; fd passing needs it connected (connectSync, or pair()). Owns its fd. */
 export class UnixDatagram extends UnixSocket {
   protected readonly kind = Kind.Message;
   protected readonly label = "UnixDatagram";
@@ -655,6 +664,7 @@ export class UnixDatagram extends UnixSocket {
   }
 }
 
+/** A connected SOCK_SEQPACKET Unix socket (Linux, FreeBSD): message boundaries kept, fds with each message. Owns its fd. */
 export class UnixSeqpacket extends UnixSocket {
   protected readonly kind = Kind.Message;
   protected readonly label = "UnixSeqpacket";
@@ -693,6 +703,7 @@ export class UnixSeqpacket extends UnixSocket {
 
 // ---------------------------------------------------------------------------------------------------
 
+/** Options of the listeners' bind: socket file mode (applied before listen()), backlog, unlinkOnClose. */
 export interface BindOptions {
   /** File mode for the socket file (e.g. 0o600), applied between bind() and listen(), so no client can connect before it holds. */
   mode?: number;
@@ -851,6 +862,7 @@ abstract class Listener<S> implements Disposable {
   }
 }
 
+/** A listening SOCK_STREAM Unix socket; accepts UnixStreams. Owns its fd and (unless unlinkOnClose: false) removes its socket file on close(). */
 export class UnixListener extends Listener<UnixStream> {
   protected readonly label = "UnixListener";
   protected constructor(owned: OwnedFd, path: string | null, unlink: boolean, fileId: string | null = null) {
@@ -882,6 +894,7 @@ export class UnixListener extends Listener<UnixStream> {
   }
 }
 
+/** A listening SOCK_SEQPACKET Unix socket (Linux, FreeBSD); accepts UnixSeqpackets. Owns its fd and socket file like UnixListener. */
 export class UnixSeqpacketListener extends Listener<UnixSeqpacket> {
   protected readonly label = "UnixSeqpacketListener";
   protected constructor(owned: OwnedFd, path: string | null, unlink: boolean, fileId: string | null = null) {

@@ -28,6 +28,7 @@ function select(): Abi {
   return ABIS[name];
 }
 
+/** The ABI table selected for this process (OS, arch, libc): constants, struct layouts, limits. Exported as `platform`. */
 export const abi: Abi = select();
 export const K = abi.constants;
 setErrnoNames(new Map(Object.entries(abi.errno).map(([name, n]) => [n, name])));
