@@ -84,7 +84,6 @@ describe("spawnWithChannel", () => {
       }
     });
   }, T);
-  });
 
   test("channelFromParent() outside such a child: ERR_UA_CLOSED saying how to start it", () => {
     delete process.env.UA_CHANNEL_FD;
