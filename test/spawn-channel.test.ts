@@ -70,7 +70,7 @@ describe("spawnWithChannel", () => {
 
   test("a command that cannot start: Bun.spawn's error, and both ends are closed (under qemu-user: a failed child)", async () => {
     await expectNoFdLeak(async () => {
-      let started: ReturnType<typeof spawnWithChannel> | null = null;
+      let started: { child: { exited: Promise<number> }; channel: UnixStream } | null = null;
       try {
         started = spawnWithChannel(["/nonexistent/unix-ancillary-binary"]);
       } catch {
