@@ -6,7 +6,7 @@
  *
  *   bun examples/async-pass-fd.ts
  */
-import { UnixStream } from "../src/index.ts";
+import { UnixStream } from "unix-ancillary";
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

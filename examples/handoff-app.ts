@@ -35,15 +35,15 @@ import {
   isHandoffChild,
   requestHandoff,
   serveHandoff,
-  encodeFrame,
-  FrameType,
   HANDOFF_FD_ENV,
   nodeBridge,
   describeSocket,
   bunServe,
   type HandoffServer,
   type DrainConnection,
-} from "../src/handoff/index.ts";
+} from "unix-ancillary/handoff";
+// Fault injection only (UA_FAULT=garbage...): the wire codec is the library's internal module.
+import { encodeFrame, FrameType } from "../src/handoff/protocol.ts";
 
 const gen = Number(process.env.GEN ?? 0);
 const t0 = performance.now();

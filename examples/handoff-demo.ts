@@ -8,6 +8,7 @@
  *   bun examples/handoff-demo.ts [handoffs=5]
  */
 import { AppChain, compareThroughput } from "./handoff-harness.ts";
+// The load generator is this repository's test tool (a non-retrying HTTP/1.1 client), not package API.
 import { diffLoad, httpLoad, type HttpLoadReport } from "../test/helpers/http-load.ts";
 
 const N = Number(process.argv[2] ?? 5);

@@ -1,7 +1,7 @@
 /**
  * Drives examples/handoff-app.ts generations from outside: starts generation 0, reads the JSON
  * events every generation prints on the shared stdout pipe, triggers handoffs (SIGHUP) and cleans
- * up every process it saw. Shared by the demo, the bench and the tests.
+ * up every process it saw. Shared by the demo, the bench and the tests; run directly, it only says so.
  */
 import type { Subprocess } from "bun";
 
@@ -155,4 +155,9 @@ export async function compareThroughput(adoptedPort: number, freshPort: number, 
   }
   const med = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)]!;
   return { adopted: med(a), fresh: med(f), ratio: med(r) };
+}
+
+if (import.meta.main) {
+  console.log("handoff-harness.ts is a helper module (used by handoff-demo.ts, bench/handoff.ts and the tests).");
+  console.log("Run the demo instead: bun examples/handoff-demo.ts");
 }

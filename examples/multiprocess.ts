@@ -14,7 +14,7 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UnixListener, UnixStream } from "../src/index.ts";
+import { UnixListener, UnixStream } from "unix-ancillary";
 
 const CONTENTS = "shared with the child process\n";
 

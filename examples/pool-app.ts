@@ -9,7 +9,7 @@
  *   CRASH_FILE=p  while file p exists, a worker of slot 0 exits(1) before ready (a crash loop of one slot)
  */
 import { existsSync } from "node:fs";
-import { joinPool } from "../src/pool/index.ts";
+import { joinPool } from "unix-ancillary/pool";
 
 const w = await joinPool();
 if (process.env.FAIL === "exit") process.exit(1);

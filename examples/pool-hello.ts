@@ -1,6 +1,6 @@
 // A 4-worker Bun.serve app on one port, zero-downtime reloads on SIGHUP:
 //   bun examples/pool-hello.ts            then   kill -HUP <pid>   /   curl localhost:8080
-import { startPool, joinPool, isPoolWorker } from "../src/pool/index.ts"; // "unix-ancillary/pool"
+import { startPool, joinPool, isPoolWorker } from "unix-ancillary/pool";
 
 if (isPoolWorker()) {
   // the worker: a plain Bun.serve app plus joinPool() and ready()

@@ -11,7 +11,7 @@
  * PARALLELISM (1), READY_TIMEOUT_MS (30000), CRASH_MAX (5), CRASH_WINDOW_MS (60000), BACKOFF_MS (100), BALANCE (shared|reuseport).
  */
 import { readdirSync } from "node:fs";
-import { startPool } from "../src/pool/index.ts";
+import { startPool } from "unix-ancillary/pool";
 
 const log = (event: string, data: Record<string, unknown> = {}) => console.log(JSON.stringify({ event, pid: process.pid, t: Date.now(), ...data }));
 const fdCount = () => readdirSync("/proc/self/fd").length;

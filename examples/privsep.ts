@@ -10,7 +10,7 @@
  * Run: bun examples/privsep.ts
  */
 import { readFileSync } from "node:fs";
-import { UnixStream } from "../src/index.ts";
+import { UnixStream } from "unix-ancillary";
 
 const [privileged, worker] = UnixStream.pair();
 using _privileged = privileged;

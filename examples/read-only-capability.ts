@@ -12,7 +12,7 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UnixStream } from "../src/index.ts";
+import { UnixStream } from "unix-ancillary";
 
 const dir = mkdtempSync(join(tmpdir(), "capability-"));
 try {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 export async function notBunModuleSource(): Promise<string> {
   const root = join(import.meta.dir, "..");
   const names = new Set<string>();
-  for (const entry of ["src/index.ts", "src/handoff/index.ts"]) {
+  for (const entry of ["src/index.ts", "src/handoff/index.ts", "src/pool/index.ts"]) {
     for (const k of Object.keys(await import(join(root, entry)))) names.add(k);
   }
   const sorted = [...names].sort();

@@ -75,6 +75,14 @@ function bufferError(): UnixAncillaryError {
   return new UnixAncillaryError("ERR_UA_BUFFER", MESSAGES.ancillaryBuffer);
 }
 
+/**
+ * A control-message buffer for the low-level cmsgSendmsg/cmsgRecvmsg, over memory you provide.
+ * Sending: addFds/addCredentials stage messages; the fds you add stay yours. Receiving: after
+ * cmsgRecvmsg it owns every fd the kernel delivered until you take them from `messages()`; clear()
+ * and dispose close the rest.
+ * @throws UnixAncillaryError ERR_UA_BUFFER when a message does not fit or the buffer was not cleared
+ *   after a receive; ERR_UA_RECEIVE_BUFFER when a receive buffer is sent.
+ */
 export class SocketAncillary implements Disposable {
   /** The caller's object, returned by `buffer`; never read by the library. */
   readonly #caller: Uint8Array;

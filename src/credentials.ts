@@ -27,6 +27,7 @@ export function setPassCred(sock: FdLike, on: boolean): void {
   sys.setsockoptInt(fdOf(sock, "sock"), K.SOL_SOCKET, K.SO_PASSCRED, on ? 1 : 0);
 }
 
+/** Whether SO_PASSCRED is on for `sock` (messages then carry the sender's credentials). @throws SystemError */
 export function passCred(sock: FdLike): boolean {
   requireLinuxCreds("passCred");
   return sys.getsockoptInt(fdOf(sock, "sock"), K.SOL_SOCKET, K.SO_PASSCRED) !== 0;

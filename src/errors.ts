@@ -20,6 +20,7 @@ export type ErrorKind =
   | "Protocol"
   | "Other";
 
+/** The stable `code` of every UnixAncillaryError (the README's error table says when each is thrown). */
 export type UnixAncillaryErrorCode =
   /** Stream send with fds but no payload byte (the kernel would silently drop the fds). */
   | "ERR_UA_EMPTY_PAYLOAD"
@@ -76,6 +77,10 @@ const KIND: Record<UnixAncillaryErrorCode, ErrorKind> = {
   ERR_UA_BUSY: "Other",
 };
 
+/**
+ * An error of this library (not of a syscall: those are SystemError). `code` is stable
+ * (ERR_UA_*), `kind` is the Rust crate's io::ErrorKind name; messages say what to do.
+ */
 export class UnixAncillaryError extends Error {
   override name = "UnixAncillaryError";
   readonly code: UnixAncillaryErrorCode;
@@ -99,7 +104,7 @@ export const MESSAGES = {
   emptyStreamPayload: "SCM_RIGHTS over a Unix stream requires at least one payload byte",
   ancillaryTruncated: "ancillary data truncated; discard the incomplete message",
   datagramTruncated: "datagram payload truncated before it fit the receive buffer",
-  exactCount: (n: number, observed: number) => `expected exactly ${n} file descriptors, received ${observed}`,
+  exactCount: (n: number, observed: number) => `expected exactly ${n} file descriptor${n === 1 ? "" : "s"}, received ${observed}`,
   writeZeroFirst: "failed to send fd payload byte",
   writeZeroShort: "short write",
   ancillaryBuffer: "ancillary buffer too small or not cleared after receive",

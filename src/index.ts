@@ -2,7 +2,7 @@
  * unix-ancillary: SCM_RIGHTS fd passing over Unix domain sockets for Bun, leak-free.
  * Received fds are always OwnedFd objects; fds you send stay yours.
  */
-export { OwnedFd, type FdLike } from "./owned-fd.ts";
+export { OwnedFd, type FdLike, type HeldFdSource } from "./owned-fd.ts";
 export {
   UnixSocket,
   UnixStream,
@@ -30,8 +30,8 @@ export {
   type SocketLike,
 } from "./ancillary.ts";
 export { ScmCredentials, setPassCred, passCred, peerCredentials, setPassRights, passRights, type PeerCredentials } from "./credentials.ts";
-export { spawnWithChannel, parentChannel, CHANNEL_ENV, type ChannelKind, type ChildWithChannel, type SpawnWithChannelOptions } from "./child-channel.ts";
 export { setPassPidfd, passPidfd, peerPidfd } from "./pidfd.ts";
 export { SystemError, UnixAncillaryError, MESSAGES, type UnixAncillaryErrorCode, type ErrorKind } from "./errors.ts";
+export { spawnWithChannel, channelFromParent, CHANNEL_FD_ENV, type ChannelOptions, type SpawnedWithChannel } from "./channel.ts";
 export { abi as platform } from "./platform/index.ts";
 export type { SocketAddress } from "./sys.ts";

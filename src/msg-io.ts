@@ -34,7 +34,7 @@ import { MsgBlock } from "./msg-block.ts";
 import { viewByteLength } from "./intrinsics.ts";
 import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
-import { nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
+import { isOpen, nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
 
 const EINTR = abi.errno.EINTR;
 const EAGAIN = abi.errno.EAGAIN; // == EWOULDBLOCK on every supported ABI
@@ -196,6 +196,19 @@ class Sender {
    * or a non-fd, before any syscall. The header and tail padding are rewritten only when the count
    * changes — every other byte of the message is one of the slots just written.
    */
+  /**
+   * For an EBADF from sendmsg of `header`: the staged fd numbers that are not open, or null when that
+   * message was not this Sender's block (other paths say less).
+   */
+  closedStagedFds(header: Pointer): number[] | null {
+    const blk = this.#block;
+    if (header !== blk.address) return null;
+    const out: number[] = [];
+    const first = blk.controlWord + CMSG_DATA_W;
+    for (let i = 0; i < this.#stagedCount; i++) if (!isOpen(blk.i32[first + i]!)) out.push(blk.i32[first + i]!);
+    return out;
+  }
+
   #stageRights(fds: readonly FdLike[] | null): number {
     if (fds === null) return 0;
     const n = fds.length; // read once: a getter that grows the list changes nothing
@@ -312,6 +325,11 @@ class Engine {
    * gets a Sender of its own (allocated: reentrancy is rare and never on the hot path).
    */
   readonly #sender = new Sender();
+
+  /** See Sender.closedStagedFds (the thread's main Sender; a nested send's own Sender says less). */
+  closedStagedFds(header: Pointer): number[] | null {
+    return this.#sender.closedStagedFds(header);
+  }
   #sending = false;
 
   /**
@@ -567,7 +585,7 @@ function sendmsgFailed(sock: number, header: Pointer, flags: number): number {
   for (;;) {
     const e = errno();
     if (e === EAGAIN && (flags & K.MSG_DONTWAIT) !== 0) return WOULD_BLOCK;
-    if (e !== EINTR) throw new SystemError("sendmsg", e);
+    if (e !== EINTR) throw e === abi.errno.EBADF ? badFdError(sock, header) : new SystemError("sendmsg", e);
     const r = libcSendmsg(sock, header, flags) as number;
     if (r >= 0) return r;
   }
@@ -737,3 +755,15 @@ function keepAlive(a: unknown, b?: unknown): void {
 }
 
 export const engine = new Engine();
+
+/** sendmsg's EBADF, saying which fd: the socket, or which of the fds being sent (out of line, error path only). */
+function badFdError(sock: number, header: Pointer): SystemError {
+  const e = new SystemError("sendmsg", abi.errno.EBADF);
+  if (!isOpen(sock)) e.message += `: the socket (fd ${sock}) is not open`;
+  else {
+    const closed = engine.closedStagedFds(header);
+    e.message += closed !== null && closed.length > 0 ? `: fd ${closed.join(", fd ")} (among the fds being sent) is not open` : ": one of the fds being sent is not open";
+  }
+  return e;
+}
+

@@ -6,8 +6,7 @@
  * owns it. After either, `fd` throws ERR_UA_CLOSED, so a stale number is never used by mistake. A
  * FinalizationRegistry closes fds whose OwnedFd was dropped unclosed — a safety net only (it never
  * runs at process exit and the GC cannot see fd pressure). With UNIX_ANCILLARY_DEBUG set, every OwnedFd
- * records where it was created and the net emits a process warning (code UA_FD_LEAKED) naming that
- * site, so a missing close() can be found.
+ * records where it was created and the net's warning names that site, so a missing close() can be found.
  *
  * Registration is deferred to the next event-loop turn (setImmediate) or to every 256 new objects: an
  * OwnedFd closed before then — the receive-use-close hot path, also across the `await` of an async
@@ -15,32 +14,41 @@
  * pending stack holds the object strongly, so nothing can be collected unregistered.
  */
 import { closeFd, dupCloexec, isOpen } from "./sys.ts";
-import { closedError, invalidArgType } from "./errors.ts";
+import { closedError, invalidArgType, SystemError } from "./errors.ts";
+import { abi } from "./platform/index.ts";
+import { heldFd } from "./held-fd.ts";
 import { describe } from "./cmsg/sizes.ts";
 
 const debug = !!process.env.UNIX_ANCILLARY_DEBUG;
 
-/** Debug mode only: the stack at each OwnedFd's creation, handed to the leak net with the fd. */
-const creationSites: WeakMap<OwnedFd, string> | null = debug ? new WeakMap() : null;
-type Leaked = number | { readonly fd: number; readonly site: string };
-
-const leakNet = new FinalizationRegistry<Leaked>((held) => {
-  if (typeof held === "number") return closeFd(held);
-  closeFd(held.fd);
-  process.emitWarning(`fd ${held.fd} was garbage-collected without close(); closed it now. It was created at:\n${held.site}`, {
-    type: "UnixAncillaryWarning",
-    code: "UA_FD_LEAKED",
-  });
-});
+/** Debug mode only: where each OwnedFd was created, so a leak report can name the code that dropped it. */
+const sites: WeakMap<OwnedFd, string> | null = debug ? new WeakMap() : null;
 
 function creationSite(): string {
-  const stack = new Error().stack ?? "";
-  // drop "Error" and the library's own frames so the first line is the caller's
-  return stack.split("\n").slice(1).filter((l) => !l.includes("/src/owned-fd.ts") && !l.includes("/src/msg-io.ts")).join("\n") || stack;
+  const frames = (new Error().stack ?? "").split("\n").slice(1);
+  // Skip the library's own frames (this module, the socket/receive code that created the OwnedFd).
+  const user = frames.filter((f) => !/[\\/]src[\\/](owned-fd|msg-io|socket|ancillary|sys)\.ts/.test(f));
+  return (user.length > 0 ? user : frames).slice(0, 6).join("\n");
 }
 
-/** Anything that lends an fd for the duration of a call: a number, an OwnedFd, or an object with a numeric `fd`. */
-export type FdLike = number | OwnedFd | { readonly fd: number };
+const leakNet = new FinalizationRegistry<number | { fd: number; site: string | undefined }>((held) => {
+  const fd = typeof held === "number" ? held : held.fd;
+  if (debug) {
+    const site = typeof held === "number" ? undefined : held.site;
+    console.warn(`unix-ancillary: fd ${fd} was garbage-collected without close(); closing it now${site ? `. It was created at:\n${site}` : ""}`);
+  }
+  closeFd(fd);
+});
+
+/**
+ * What the sends (and every fd argument) accept: an fd number, an OwnedFd, anything with a numeric
+ * `fd` (Bun.listen listeners, Bun.connect sockets, fs/promises FileHandle), or a server/socket object
+ * whose fd is found for you (`HeldFdSource`). The fd is lent for the call; it stays the caller's.
+ */
+export type FdLike = number | OwnedFd | { readonly fd: number } | HeldFdSource;
+
+/** Objects without a public fd that sends resolve: net.Server / http.Server, net.Socket, a Bun.serve server. */
+export type HeldFdSource = import("node:net").Server | import("node:net").Socket | Bun.Server<any>;
 
 const INT32_MAX = 0x7fff_ffff;
 
@@ -69,7 +77,9 @@ export function fdOf(x: FdLike, name = "fd"): number {
   if (typeof x === "number") return checkFdNumber(x, name);
   if (x instanceof OwnedFd) return x.fd;
   if (x !== null && typeof x === "object" && "fd" in x) return checkFdNumber((x as { fd: unknown }).fd, `${name}.fd`);
-  throw invalidArgType(name, "an integer fd, an OwnedFd or an object with a numeric fd property", describe(x));
+  const held = heldFd(x, name);
+  if (held !== null) return held;
+  throw invalidArgType(name, "an integer fd, an OwnedFd, an object with a numeric fd property (a Bun.listen listener, a socket, a FileHandle), a net.Server/net.Socket or a Bun.serve server", describe(x));
 }
 
 /**
@@ -140,6 +150,12 @@ function enqueueAll(batch: readonly OwnedFd[]): void {
   }
 }
 
+/**
+ * An open file descriptor that this object owns: it closes it exactly once (close(), `using`, or as
+ * a last resort the garbage collector's safety net). Every fd the library hands you is an OwnedFd.
+ * Take a number you own with OwnedFd.from(n); give ownership back with release().
+ * @throws UnixAncillaryError ERR_UA_CLOSED when `fd` is read after close() or release()
+ */
 export class OwnedFd implements Disposable {
   #fd: number;
   #enrolled = false;
@@ -148,7 +164,7 @@ export class OwnedFd implements Disposable {
   constructor(fd: number, token: typeof INTERNAL | typeof INTERNAL_BATCH) {
     if (token !== INTERNAL && token !== INTERNAL_BATCH) throw new TypeError("Illegal constructor: use OwnedFd.from(fd)");
     this.#fd = fd;
-    if (creationSites !== null) creationSites.set(this, creationSite());
+    if (sites !== null) sites.set(this, creationSite());
     // a batch is pushed onto the pending stack as a whole by adoptSlots()
     if (token === INTERNAL) enqueue(this);
   }
@@ -157,14 +173,20 @@ export class OwnedFd implements Disposable {
   _enroll(): void {
     if (this.#fd >= 0 && !this.#enrolled) {
       this.#enrolled = true;
-      const site = creationSites?.get(this);
-      leakNet.register(this, site === undefined ? this.#fd : { fd: this.#fd, site }, this);
+      leakNet.register(this, sites === null ? this.#fd : { fd: this.#fd, site: sites.get(this) }, this);
     }
   }
 
   /** Takes ownership of an open fd number: from now on this object closes it. */
   static from(fd: number): OwnedFd {
     checkFdNumber(fd, "fd");
+    // A number that is not open would otherwise become an OwnedFd that fails (or closes a reused
+    // number) much later; one F_GETFD says so now.
+    if (!isOpen(fd)) {
+      const e = new SystemError("fcntl", abi.errno.EBADF);
+      e.message = `OwnedFd.from(${fd}): fd ${fd} is not open (fcntl F_GETFD: EBADF)`;
+      throw e;
+    }
     return new OwnedFd(fd, INTERNAL);
   }
 

@@ -241,6 +241,7 @@ export function getsockoptBytes(fd: number, level: number, name: number, out: Ui
   return lenBuf[0]!;
 }
 
+/** A socket's local or peer address: a Unix path, an abstract name, unnamed, or an IP address and port. */
 export type SocketAddress =
   | { family: "unix"; path: string; abstract: boolean }
   | { family: "ipv4"; address: string; port: number }

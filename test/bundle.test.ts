@@ -5,9 +5,9 @@
  * come from inside the artifact (a Blob URL), not from a file next to it.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..");
 const APP = join(ROOT, "test", "fixtures", "bundle-app.ts");
@@ -27,7 +27,12 @@ function build(outDir: string, args: string[]): void {
 /** Runs the artifact from an empty cwd and returns the checks it reported. */
 function run(cmd: string[]): string[] {
   const cwd = mkdtempSync(join(work, "cwd-"));
-  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, NODE_ENV: "production" } });
+  const env: Record<string, string | undefined> = { ...process.env, NODE_ENV: "production" };
+  // scripts/run-abi.sh's musl Bun finds its C++ runtime through RUNPATH=$ORIGIN/compat; an executable
+  // compiled from it lives elsewhere, so point the loader there (a real musl system has libstdc++).
+  const compat = join(dirname(process.execPath), "compat");
+  if (cmd[0] !== process.execPath && existsSync(compat)) env.LD_LIBRARY_PATH = compat;
+  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe", env });
   const out = r.stdout.toString();
   const err = r.stderr.toString();
   if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${r.exitCode}:\n${out}\n${err}`);

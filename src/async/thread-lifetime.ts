@@ -10,15 +10,23 @@
  * started, which Bun terminates with it), so a `close` listener or a FinalizationRegistry callback
  * never gets to close the reactor's epoll fd and eventfd: each terminated Worker leaked 2 fds. Native
  * code does run: JavaScriptCore calls an external ArrayBuffer's deallocator, `void (*)(void *bytes,
- * void *ctx)`, when it frees the buffer. With libc's `close` as the deallocator and the fd number as
- * the `bytes` address, freeing the buffer is `close(fd)`. The buffer is never read (its address is not
- * memory) and is kept reachable from this module until the heap goes away, so a GC cannot close the fd
- * early.
+ * void *ctx)`, when it frees the buffer, which a torn-down heap does. Each fd is wrapped in a stdio
+ * FILE (fdopen), the buffer views the FILE's own memory and its deallocator is fclose: freeing the
+ * buffer closes the fd. (An earlier version used the fd number itself as the address with `close` as
+ * the deallocator; Bun crashed now and then with a buffer over memory that does not exist.) The
+ * buffers are never read and are kept reachable from this module until the heap goes away, so a GC
+ * cannot close an fd early.
  */
-import { toArrayBuffer } from "bun:ffi";
-import { K } from "../platform/index.ts";
+import { dlopen, toArrayBuffer } from "bun:ffi";
+import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
+
+const stdio = dlopen(abi.libName, {
+  fdopen: { args: ["i32", "ptr"], returns: "ptr" },
+  fclose: { args: ["ptr"], returns: "i32" },
+});
+const MODE = new TextEncoder().encode("r+\0");
 
 /** Never read: holding them is what keeps their fds open until this thread's heap is freed. */
 const anchors: ArrayBuffer[] = [];
@@ -37,15 +45,27 @@ export function anchorableFd(fd: number): number {
 }
 
 /**
- * Hands `fds` (each > 0, see anchorableFd) to the thread: closed when its heap is torn down, not
- * before. All or nothing: if it throws, every fd is still the caller's.
+ * Hands `fds` to the thread: closed when its heap is torn down, not before. All or nothing: if it
+ * throws, every fd is still the caller's.
  */
 export function anchorToThread(fds: readonly number[]): void {
-  const closeAddr = (libc.close as unknown as { ptr: number }).ptr;
+  // Each fd is wrapped in a stdio FILE (fdopen: no syscall, no new fd); the buffer views that FILE's
+  // real memory and its deallocator is fclose, which closes the fd and frees the FILE.
+  const files: number[] = [];
+  for (const fd of fds) {
+    const f = Number(stdio.symbols.fdopen(fd, MODE));
+    if (f === 0) {
+      const e = errno();
+      // Not fclose (the fds stay the caller's) and not free (libc lists open FILEs): the few bytes of
+      // a FILE made before an out-of-memory failure stay allocated.
+      throw new SystemError("fdopen", e);
+    }
+    files.push(f);
+  }
+  const fclose = (stdio.symbols.fclose as unknown as { ptr: number }).ptr;
   // bun-types leaves out the deallocator parameter that Bun's toArrayBuffer takes (documented in its FFI guide).
   const withDeallocator = toArrayBuffer as unknown as (bytes: number, offset: number, length: number, deallocator: number) => ArrayBuffer;
-  const made = fds.map((fd) => withDeallocator(fd, 0, 1, closeAddr));
-  anchors.push(...made);
+  for (const f of files) anchors.push(withDeallocator(f, 0, 1, fclose));
 }
 
 /** How many fds this thread has anchored (diagnostics and tests). */

@@ -41,7 +41,8 @@ export const MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD;
 /** Longest listener name (UTF-16 units); names are also limited to printable ASCII without ':' (systemd FDNAME rules). */
 export const MAX_NAME = 255;
 
-export const enum FrameType {
+// A plain enum, not `const enum`: consumers with isolatedModules/verbatimModuleSyntax cannot use an ambient const enum from the published .d.ts.
+export enum FrameType {
   Hello = 1,
   Offer = 2,
   Ready = 3,

@@ -23,7 +23,7 @@ import { dirname, basename, join } from "node:path";
 import { UnixSeqpacket, UnixSeqpacketListener } from "../socket.ts";
 import { OwnedFd } from "../owned-fd.ts";
 import { peerCredentials, type PeerCredentials } from "../credentials.ts";
-import { UnixAncillaryError, SystemError } from "../errors.ts";
+import { UnixAncillaryError, SystemError, invalidArgValue } from "../errors.ts";
 import * as sys from "../sys.ts";
 import { Channel, PeerClosedError } from "./channel.ts";
 import { FrameType, MAX_FDS, protocolError, validName, type OfferedListener } from "./protocol.ts";
@@ -87,6 +87,14 @@ export interface DrainOptions extends Omit<DrainListenerOptions, "graceMs"> {
   hardMs?: number;
   /** Exit the process when drained (true = code 0, or a number). Default false. */
   exit?: boolean | number;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function ensurePrivateDir(dir: string): void {
@@ -184,6 +192,10 @@ export class HandoffServer implements Disposable {
   }
 
   #bindPath(path: string): void {
+    // "/tmp" would otherwise be read as socket "tmp" in directory "/" and refused for "/"'s mode.
+    if (path.endsWith("/") || isDirectory(path)) {
+      throw invalidArgValue("options.path", `is a directory (${JSON.stringify(path)}); it must be the control socket's file path, e.g. ${JSON.stringify(join(path, "myapp.handoff.sock"))} inside a directory only you can access (mode 0700)`);
+    }
     const dir = dirname(path);
     ensurePrivateDir(dir);
     // Bind a private temporary name, then rename over `path`: a running predecessor's socket file is

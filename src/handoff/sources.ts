@@ -13,8 +13,10 @@ import { bunServeAdapter, drainListener, nodeHttpAdapter, rawAdapter, type Drain
 
 /** Something that can be offered under a name. */
 export type HandoffSource =
-  | { fetch: unknown; port?: number; hostname?: string; stop: (force?: boolean) => unknown } // Bun.Server
-  | { stop: (force?: boolean) => unknown; hostname?: string; port?: number; unix?: string } // Bun.TCPSocketListener
+  // `| undefined` spelled out: Bun's types say `port: number | undefined`, which a consumer with
+  // exactOptionalPropertyTypes could not pass to a bare `port?: number`.
+  | { fetch: unknown; port?: number | undefined; hostname?: string | undefined; stop: (force?: boolean) => unknown } // Bun.Server
+  | { stop: (force?: boolean) => unknown; hostname?: string | undefined; port?: number | undefined; unix?: string | undefined } // Bun.TCPSocketListener
   | net.Server
   | http.Server
   | OwnedFd

@@ -33,6 +33,7 @@ function select(): Abi {
   return LOADERS[name]();
 }
 
+/** The ABI table selected for this process (OS, arch, libc): constants, struct layouts, limits. Exported as `platform`. */
 export const abi: Abi = select();
 export const K = abi.constants;
 setErrnoNames(new Map(Object.entries(abi.errnoNames).map(([n, name]) => [Number(n), name])));
