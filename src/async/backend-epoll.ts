@@ -19,7 +19,6 @@
  * struct epoll_event is 12 bytes packed (data @4) on x86_64 and 16 bytes (data @8) on aarch64: the
  * layout comes from `abi.epollEvent`, never from a literal.
  */
-import { ptr } from "bun:ffi";
 import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
@@ -99,9 +98,9 @@ export function maskForEpollEvents(ev: number): number {
   return m;
 }
 
-function ctl(epfd: number, op: number, fd: number, p: number | null): number {
+function ctl(epfd: number, op: number, fd: number, event: Uint8Array): number {
   for (;;) {
-    const r = libc.epoll_ctl(epfd, op, fd, p as never);
+    const r = libc.epoll_ctl(epfd, op, fd, event);
     if (r === 0) return 0;
     const e = errno();
     if (e !== abi.errno.EINTR) return e;
@@ -126,18 +125,18 @@ export function createEpollBackend(): Backend {
     libc.close(epfd);
     throw e;
   }
-  // Scratch for epoll_ctl; module-level lifetime through the closure.
-  const buf = new Uint8Array(l.size);
+  // Scratch buffers, passed to libc as typed arrays (never as a saved ptr() number): the call itself
+  // keeps each one reachable, and the closures below reference them, so they live as long as the
+  // backend. A saved address alone does not keep its array alive: `one` and `drain` were once held only
+  // as ptr() numbers, the GC freed them, and wake() wrote a reused (zero) word into the eventfd (a
+  // no-op, so a restarted Worker never woke) while clearWake() read 8 bytes into freed memory.
+  const buf = new Uint8Array(new ArrayBuffer(l.size));
   const view = new DataView(buf.buffer);
-  const p = ptr(buf);
-  // Every buffer handed to libc sits on an explicit ArrayBuffer (or had .buffer touched before ptr()):
-  // JSC may move the inline storage of a small typed array, which would strand an earlier ptr().
   const one = new BigUint64Array(new ArrayBuffer(8));
   one[0] = 1n;
-  const oneP = ptr(one);
 
   encodeEpollEvent(l, view, 0, K.EPOLLIN, WAKE_TOKEN);
-  const e0 = ctl(epfd, K.EPOLL_CTL_ADD, efd, p);
+  const e0 = ctl(epfd, K.EPOLL_CTL_ADD, efd, buf);
   if (e0 !== 0) {
     libc.close(efd);
     libc.close(epfd);
@@ -151,7 +150,6 @@ export function createEpollBackend(): Backend {
     throw e;
   }
   const drain = new BigUint64Array(new ArrayBuffer(8));
-  const drainP = ptr(drain);
 
   return {
     name: "epoll",
@@ -172,19 +170,19 @@ export function createEpollBackend(): Backend {
     arm(fd, token, mask, inSet) {
       encodeEpollEvent(l, view, 0, epollEventsFor(mask), token);
       const first = inSet ? K.EPOLL_CTL_MOD : K.EPOLL_CTL_ADD;
-      let e = ctl(epfd, first, fd, p);
-      if (e === abi.errno.ENOENT && first === K.EPOLL_CTL_MOD) e = ctl(epfd, K.EPOLL_CTL_ADD, fd, p);
-      else if (e === abi.errno.EEXIST && first === K.EPOLL_CTL_ADD) e = ctl(epfd, K.EPOLL_CTL_MOD, fd, p);
+      let e = ctl(epfd, first, fd, buf);
+      if (e === abi.errno.ENOENT && first === K.EPOLL_CTL_MOD) e = ctl(epfd, K.EPOLL_CTL_ADD, fd, buf);
+      else if (e === abi.errno.EEXIST && first === K.EPOLL_CTL_ADD) e = ctl(epfd, K.EPOLL_CTL_MOD, fd, buf);
       if (e !== 0) throw new SystemError("epoll_ctl", e);
     },
     remove(fd) {
       // A non-null event pointer keeps pre-2.6.9 semantics happy; the kernel ignores it for DEL.
-      const e = ctl(epfd, K.EPOLL_CTL_DEL, fd, p);
+      const e = ctl(epfd, K.EPOLL_CTL_DEL, fd, buf);
       if (e !== 0 && e !== abi.errno.ENOENT && e !== abi.errno.EBADF) throw new SystemError("epoll_ctl", e);
     },
     wake() {
       for (;;) {
-        const r = Number(libc.write(efd, oneP, 8));
+        const r = Number(libc.write(efd, one, 8));
         if (r >= 0) return;
         const e = errno();
         // EAGAIN: the counter is saturated, so the worker is being woken anyway.
@@ -193,7 +191,7 @@ export function createEpollBackend(): Backend {
     },
     clearWake() {
       // Non-blocking eventfd: one read resets the counter, EAGAIN means it was 0 already.
-      while (Number(libc.read(efd, drainP, 8)) < 0 && errno() === abi.errno.EINTR);
+      while (Number(libc.read(efd, drain, 8)) < 0 && errno() === abi.errno.EINTR);
     },
   };
 }

@@ -14,7 +14,6 @@
  * Not runnable on the Linux CI host: the struct encoding is unit-tested against the darwin/freebsd
  * tables (test/reactor.test.ts).
  */
-import { ptr } from "bun:ffi";
 import type { Abi } from "../platform/abi.ts";
 import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
@@ -80,9 +79,9 @@ function keventLayout(): KeventLayout {
 }
 
 /** kevent() with a changelist only; returns 0 or errno (EINTR retried). */
-function submit(kq: number, p: number, n: number): number {
+function submit(kq: number, changes: Uint8Array, n: number): number {
   for (;;) {
-    const r = libc.kevent!(kq, p as never, n, null, 0, null);
+    const r = libc.kevent!(kq, changes, n, null, 0, null);
     if (r >= 0) return 0;
     const e = errno();
     if (e !== abi.errno.EINTR) return e;
@@ -103,11 +102,10 @@ export function createKqueueBackend(): Backend {
   }
   const buf = new Uint8Array(l.size * 2);
   const view = new DataView(buf.buffer);
-  const p = ptr(buf);
   const ev = (ident: number, filter: number, flags: number, fflags: number, udata: number): Kevent => ({ ident, filter, flags, fflags, data: 0, udata });
 
   encodeKevent(l, view, 0, ev(0, K.EVFILT_USER, K.EV_ADD | K.EV_CLEAR, 0, WAKE_TOKEN));
-  const e0 = submit(kq, p, 1);
+  const e0 = submit(kq, buf, 1);
   if (e0 !== 0) {
     libc.close(kq);
     throw new SystemError("kevent", e0);
@@ -142,19 +140,19 @@ export function createKqueueBackend(): Backend {
       let n = 0;
       if (mask & READABLE) encodeKevent(l, view, l.size * n++, ev(fd, K.EVFILT_READ, K.EV_ADD | K.EV_ONESHOT, 0, token));
       if (mask & WRITABLE) encodeKevent(l, view, l.size * n++, ev(fd, K.EVFILT_WRITE, K.EV_ADD | K.EV_ONESHOT, 0, token));
-      const e = submit(kq, p, n);
+      const e = submit(kq, buf, n);
       if (e !== 0) throw new SystemError("kevent", e);
     },
     remove(fd) {
       for (const filter of [K.EVFILT_READ, K.EVFILT_WRITE]) {
         encodeKevent(l, view, 0, ev(fd, filter, K.EV_DELETE, 0, 0));
-        const e = submit(kq, p, 1);
+        const e = submit(kq, buf, 1);
         if (e !== 0 && e !== abi.errno.ENOENT && e !== abi.errno.EBADF) throw new SystemError("kevent", e);
       }
     },
     wake() {
       encodeKevent(l, view, 0, ev(0, K.EVFILT_USER, 0, K.NOTE_TRIGGER, WAKE_TOKEN));
-      submit(kq, p, 1);
+      submit(kq, buf, 1);
     },
     clearWake() {
       // EV_CLEAR: the EVFILT_USER knote resets itself once reported.

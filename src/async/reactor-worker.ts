@@ -55,13 +55,14 @@ export function reactorWorkerMain(ffi: typeof BunFFI, data: ReactorWorkerData, p
   const lib = ffi.dlopen(data.libName, syms);
   const s = lib.symbols as unknown as Record<string, (...a: unknown[]) => unknown>;
   const errnoPtr = s[data.errnoSymbol]!() as BunFFI.Pointer;
+  // The event buffer is passed as the typed array itself (never a saved ptr() number), so the call
+  // keeps it reachable: an address alone does not stop the GC from freeing the array under the kernel.
   const buf = new Uint8Array(new ArrayBuffer(data.recordSize * data.maxEvents));
   const view = new DataView(buf.buffer);
-  const p = ffi.ptr(buf);
   const waitOnce =
     data.backend === "epoll"
-      ? () => s.epoll_wait!(data.pollFd, p, data.maxEvents, -1) as number
-      : () => s.kevent!(data.pollFd, null, 0, p, data.maxEvents, null) as number;
+      ? () => s.epoll_wait!(data.pollFd, buf, data.maxEvents, -1) as number
+      : () => s.kevent!(data.pollFd, null, 0, buf, data.maxEvents, null) as number;
   try {
     for (;;) {
       let n: number;

@@ -317,12 +317,6 @@ export async function shutdownReactor(): Promise<void> {
   failAll(new UnixAncillaryError("ERR_UA_CLOSED", "the reactor was shut down"));
   r.worker.ref(); // keep the process alive until the thread has really gone
   backend!.wake();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<boolean>((res) => (timer = setTimeout(() => res(true), 2000)));
-  const done = await Promise.race([r.stopped.then(() => false), timedOut]);
-  clearTimeout(timer);
-  if (done) {
-    r.worker.terminate();
-    await r.stopped;
-  }
+  // No terminate() fallback: terminating a thread that is inside its FFI epoll_wait crashes Bun.
+  await r.stopped;
 }
