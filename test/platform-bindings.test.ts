@@ -15,6 +15,7 @@ import { FFIType, type FFIFunction } from "bun:ffi";
 import { ABIS } from "../src/platform/index.ts";
 import type { Abi } from "../src/platform/abi.ts";
 import { LIBC_CALLS, symbolSetFor } from "../src/platform/symbols.ts";
+import { reactorWorkerMain, type ReactorWorkerData } from "../src/async/reactor-worker.ts";
 
 const SRC = join(import.meta.dir, "..", "src");
 
@@ -209,6 +210,20 @@ describe.each(Object.values(ABIS).map((a) => [a.name, a] as const))("%s binds wh
 
   test("the errno function of the table is bound", () => {
     expect(a.errnoSymbol in set).toBe(true);
+  });
+
+  test("the reactor Worker's own dlopen (its wait function and errno) binds the C prototypes under this ABI's name", () => {
+    // The Worker is a self-contained function: run it with a bun:ffi stand-in that records its dlopen.
+    let seen: { name: string; symbols: Record<string, FFIFunction> } | null = null;
+    const stop = new Error("recorded");
+    const ffi = { dlopen: (name: string, symbols: Record<string, FFIFunction>) => ((seen = { name, symbols }), (() => { throw stop; })()) };
+    const data = { backend: a.os === "linux" ? "epoll" : "kqueue", pollFd: 3, maxEvents: 1, libName: a.libName, errnoSymbol: a.errnoSymbol, EINTR: a.errno.EINTR, recordSize: 16, tokenOffset: 0, statusOffset: 8 } as ReactorWorkerData;
+    expect(() => reactorWorkerMain(ffi as never, data, () => {})).toThrow(stop);
+    const got = seen as { name: string; symbols: Record<string, FFIFunction> } | null;
+    expect(got?.name).toBe(a.libName);
+    const names = Object.keys(got!.symbols).sort();
+    expect(names).toEqual([a.errnoSymbol, a.os === "linux" ? "epoll_wait" : "kevent"].sort());
+    for (const n of names) expect({ n, sig: canonSig(got!.symbols[n]!) }).toEqual({ n, sig: protos[n]! });
   });
 });
 

@@ -22,6 +22,7 @@
  * handler would keep the process alive forever).
  */
 import type * as BunFFI from "bun:ffi";
+import { workerFfiImport } from "../platform/seam.ts";
 
 /** Everything the Worker needs, from src/platform, as plain data. */
 export interface ReactorWorkerData {
@@ -102,7 +103,7 @@ let url: string | null = null;
 export function reactorWorkerUrl(): string {
   if (url !== null) return url;
   const source =
-    `import * as ffi from "bun:ffi";\n` +
+    workerFfiImport() + // `import * as ffi from "bun:ffi"` (or the test seam's, src/platform/seam.ts)
     `import { workerData } from "node:worker_threads";\n` +
     `(${reactorWorkerMain.toString()})(ffi, workerData, (m) => postMessage(m));\n`;
   url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));

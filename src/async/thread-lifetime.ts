@@ -21,11 +21,17 @@ import { dlopen, toArrayBuffer } from "bun:ffi";
 import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
+import { seam } from "../platform/seam.ts";
 
-const stdio = dlopen(abi.libName, {
+const stdioSymbols = {
   fdopen: { args: ["i32", "ptr"], returns: "ptr" },
   fclose: { args: ["ptr"], returns: "i32" },
-});
+} as const;
+let stdioLib: ReturnType<typeof dlopen<typeof stdioSymbols>> | null = null;
+/** Bound on first use (not at import: most processes never start a reactor). */
+function stdio(): ReturnType<typeof dlopen<typeof stdioSymbols>> {
+  return (stdioLib ??= dlopen(abi.libName, stdioSymbols));
+}
 const MODE = new TextEncoder().encode("r+\0");
 
 /** Never read: holding them is what keeps their fds open until this thread's heap is freed. */
@@ -49,11 +55,13 @@ export function anchorableFd(fd: number): number {
  * throws, every fd is still the caller's.
  */
 export function anchorToThread(fds: readonly number[]): void {
+  // Under the fake-libc test seam there is no real stdio to bind: the fds simply live until exit.
+  if (seam !== null) return;
   // Each fd is wrapped in a stdio FILE (fdopen: no syscall, no new fd); the buffer views that FILE's
   // real memory and its deallocator is fclose, which closes the fd and frees the FILE.
   const files: number[] = [];
   for (const fd of fds) {
-    const f = Number(stdio.symbols.fdopen(fd, MODE));
+    const f = Number(stdio().symbols.fdopen(fd, MODE));
     if (f === 0) {
       const e = errno();
       // Not fclose (the fds stay the caller's) and not free (libc lists open FILEs): the few bytes of
@@ -62,7 +70,7 @@ export function anchorToThread(fds: readonly number[]): void {
     }
     files.push(f);
   }
-  const fclose = (stdio.symbols.fclose as unknown as { ptr: number }).ptr;
+  const fclose = (stdio().symbols.fclose as unknown as { ptr: number }).ptr;
   // bun-types leaves out the deallocator parameter that Bun's toArrayBuffer takes (documented in its FFI guide).
   const withDeallocator = toArrayBuffer as unknown as (bytes: number, offset: number, length: number, deallocator: number) => ArrayBuffer;
   for (const f of files) anchors.push(withDeallocator(f, 0, 1, fclose));

@@ -37,3 +37,16 @@ function load(): PlatformSeam | null {
 /** The injected platform, or null (production). */
 export const seam: PlatformSeam | null = load();
 
+/**
+ * The import lines that open the reactor Worker's source (a Blob URL module, src/async/reactor-worker.ts):
+ * `ffi` is bun:ffi, or, under the seam, bun:ffi with the seam's dlopen, so the Worker's own dlopen
+ * reaches the same fake.
+ */
+export function workerFfiImport(): string {
+  if (seam === null) return `import * as ffi from "bun:ffi";\n`;
+  return (
+    `import * as realFfi from "bun:ffi";\n` +
+    `import { platformSeam } from ${JSON.stringify(seamPath)};\n` +
+    `const ffi = { ...realFfi, dlopen: (name, symbols) => platformSeam.dlopen(name, symbols) };\n`
+  );
+}

@@ -110,16 +110,18 @@ export const LIBC_CALLS: Readonly<Record<string, (abi: Abi) => boolean>> = {
   // sys.ts pipe(): pipe2 on Linux, pipe + FIOCLEX elsewhere
   pipe2: (a) => a.os === "linux",
   pipe: (a) => a.os !== "linux",
-  // async reactor: epoll + eventfd on Linux, kqueue elsewhere; handoff/epoll.ts (Linux only) uses dup3
+  // async reactor: epoll + eventfd on Linux, kqueue elsewhere (the reactor Worker binds its own
+  // epoll_wait/kevent and errno function: src/async/reactor-worker.ts, checked by the same test);
+  // handoff/epoll.ts (Linux only) uses dup3
   epoll_create1: (a) => a.os === "linux",
   epoll_ctl: (a) => a.os === "linux",
-  epoll_wait: (a) => a.os === "linux",
   eventfd: (a) => a.os === "linux",
   dup3: (a) => a.os === "linux",
   kqueue: (a) => a.os !== "linux",
   kevent: (a) => a.os !== "linux",
-  // write: the epoll backend's eventfd wake-up
+  // write/read: the epoll backend's eventfd wake-up and drain
   write: (a) => a.os === "linux",
+  read: (a) => a.os === "linux",
   // everywhere
   socket: () => true,
   socketpair: () => true,

@@ -117,15 +117,24 @@ test("a send that hits a full buffer (EAGAIN) waits for writable and completes o
   b.close();
 });
 
-test("shutting the reactor down wakes the Worker through EVFILT_USER and releases the kqueue", async () => {
+test("shutting the reactor down wakes the Worker through EVFILT_USER; the kqueue stays with the thread and serves a new Worker", async () => {
   const [a, b] = UnixStream.pair();
   const p = b.recvFds(1);
   await tick();
   expect(k.kqueues.size).toBe(1);
+  const kq = [...k.kqueues][0];
   const outcome = p.then(() => "resolved", (e: { code?: string }) => e.code); // (expect().rejects would wait for p right here)
   await shutdownReactor();
   expect(await outcome).toBe("ERR_UA_CLOSED");
-  expect(k.kqueues.size).toBe(0); // the fake closed the kqueue's pipe
+  expect(reactorStats().started).toBe(false);
+  // the poll fd lives as long as the JS thread (src/async/thread-lifetime.ts): same kqueue, new Worker
+  expect([...k.kqueues]).toEqual([kq]);
+  const q = b.recvFds(1);
+  await tick();
+  a.sendFdsSync("again");
+  using got = await q;
+  expect(new TextDecoder().decode(got.data)).toBe("again");
+  expect([...k.kqueues]).toEqual([kq]);
   a.close();
   b.close();
 });
