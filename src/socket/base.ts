@@ -28,6 +28,7 @@ import { ReceivedFds, ReceivedInto } from "./results.ts";
 
 /** Default data buffers of the allocating receives (crate: DEFAULT_STREAM_BUF / DEFAULT_DATAGRAM_BUF). */
 export const DEFAULT_STREAM_BUFFER = 4096;
+/** Data buffer of the allocating receives on datagram and seqpacket sockets (bytes). */
 export const DEFAULT_DATAGRAM_BUFFER = 65536;
 
 let streamScratch: Uint8Array | null = null;

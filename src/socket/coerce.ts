@@ -89,6 +89,7 @@ export function checkMaxFds(n: unknown, name = "maxFds"): number {
   return n;
 }
 
+/** Options of the receives: data buffer size and an AbortSignal (async only). */
 export interface RecvOptions {
   /** Size of the data buffer the allocating receives use (default 4096 for streams, 65536 otherwise). */
   bufferSize?: number;

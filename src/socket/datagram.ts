@@ -11,6 +11,7 @@ import { signalOf, type AsyncOptions } from "./coerce.ts";
 import { checkSocketType, connectAsync, ownedPair, socketWith } from "./create.ts";
 import { UnixSocket } from "./base.ts";
 
+/** A SOCK_DGRAM Unix socket; fd passing needs it connected (connectSync, or pair()). Owns its fd. */
 export class UnixDatagram extends UnixSocket {
   protected readonly kind = Kind.Message;
   protected readonly label = "UnixDatagram";

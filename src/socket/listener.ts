@@ -19,6 +19,7 @@ import { checkSocketType, requireSeqpacket } from "./create.ts";
 import { UnixStream } from "./stream.ts";
 import { UnixSeqpacket } from "./seqpacket.ts";
 
+/** Options of the listeners' bind: socket file mode (applied before listen()), backlog, unlinkOnClose. */
 export interface BindOptions {
   /** File mode for the socket file (e.g. 0o600), applied between bind() and listen(), so no client can connect before it holds. */
   mode?: number;
@@ -46,6 +47,7 @@ abstract class Listener<S> implements Disposable {
   protected static bindFd(type: number, path: string, opts: BindOptions | undefined, nonblocking = false): { owned: OwnedFd; unlink: boolean; fileId: string | null } {
     if (opts !== undefined && (opts === null || typeof opts !== "object")) throw invalidArgType("options", "an object", describe(opts));
     const mode = opts?.mode;
+    if (mode !== undefined && typeof mode !== "number") throw invalidArgType("options.mode", "an integer in 0..0o7777 (a number such as 0o600, not a string)", describe(mode));
     if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) throw outOfRange("options.mode", "an integer in 0..0o7777", String(mode));
     const backlog = opts?.backlog ?? 511;
     if (!Number.isInteger(backlog) || backlog < 1) throw outOfRange("options.backlog", "a positive integer", String(backlog));
@@ -176,6 +178,7 @@ abstract class Listener<S> implements Disposable {
   }
 }
 
+/** A listening SOCK_STREAM Unix socket; accepts UnixStreams. Owns its fd and (unless unlinkOnClose: false) removes its socket file on close(). */
 export class UnixListener extends Listener<UnixStream> {
   protected readonly label = "UnixListener";
   protected constructor(owned: OwnedFd, path: string | null, unlink: boolean, fileId: string | null = null) {
@@ -207,6 +210,7 @@ export class UnixListener extends Listener<UnixStream> {
   }
 }
 
+/** A listening SOCK_SEQPACKET Unix socket (Linux, FreeBSD); accepts UnixSeqpackets. Owns its fd and socket file like UnixListener. */
 export class UnixSeqpacketListener extends Listener<UnixSeqpacket> {
   protected readonly label = "UnixSeqpacketListener";
   protected constructor(owned: OwnedFd, path: string | null, unlink: boolean, fileId: string | null = null) {

@@ -11,6 +11,7 @@ import { signalOf, type AsyncOptions } from "./coerce.ts";
 import { checkSocketType, connectAsync, ownedPair, requireSeqpacket, socketWith } from "./create.ts";
 import { UnixSocket } from "./base.ts";
 
+/** A connected SOCK_SEQPACKET Unix socket (Linux, FreeBSD): message boundaries kept, fds with each message. Owns its fd. */
 export class UnixSeqpacket extends UnixSocket {
   protected readonly kind = Kind.Message;
   protected readonly label = "UnixSeqpacket";

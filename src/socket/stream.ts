@@ -14,6 +14,12 @@ import { checkFdList, holdFds, resolveFdList, signalOf, toBytes, type AsyncOptio
 import { checkSocketType, connectAsync, ownedPair, socketWith } from "./create.ts";
 import { UnixSocket } from "./base.ts";
 
+/**
+ * A connected SOCK_STREAM Unix socket that sends and receives fds (SCM_RIGHTS) with its data. It owns
+ * its fd; fds you send stay yours, fds you receive are OwnedFds. Create with pair(), connect(),
+ * a listener's accept(), or fromFd(). A stream send of fds needs at least one data byte.
+ * @throws SystemError from the syscalls; UnixAncillaryError (ERR_UA_*) as the README's table says
+ */
 export class UnixStream extends UnixSocket {
   protected readonly kind = Kind.Stream;
   protected readonly label = "UnixStream";
