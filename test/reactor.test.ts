@@ -384,7 +384,9 @@ describe("lifecycle", () => {
       await Bun.sleep(1000);
       const used = process.cpuUsage(c0);
       const share = (used.user + used.system) / ((performance.now() - t0) * 1000);
-      expect(share).toBeLessThan(0.05);
+      // A spinning reactor costs a whole core (share ≈ 1); process.cpuUsage also counts Bun's own GC and
+      // JIT threads, which after a long test run can add several percent: only a spin must fail this.
+      expect(share).toBeLessThan(0.5);
       a.sendFdsSync("x");
       await w;
     } finally {
