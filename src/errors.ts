@@ -55,7 +55,11 @@ export type UnixAncillaryErrorCode =
   /** A peer failed authentication (SO_PEERCRED policy). */
   | "ERR_UA_PEER_REJECTED"
   /** Another operation holds a resource that allows only one (e.g. one handoff at a time). */
-  | "ERR_UA_BUSY";
+  | "ERR_UA_BUSY"
+  /** Pool: a worker slot crashed too often within the window; it is not restarted until the next reload. */
+  | "ERR_UA_CRASH_LOOP"
+  /** Pool: a worker failed to spawn, to become ready in time, or a successor supervisor failed. */
+  | "ERR_UA_WORKER_FAILED";
 
 const KIND: Record<UnixAncillaryErrorCode, ErrorKind> = {
   ERR_UA_EMPTY_PAYLOAD: "InvalidInput",
@@ -75,6 +79,8 @@ const KIND: Record<UnixAncillaryErrorCode, ErrorKind> = {
   ERR_UA_PROTOCOL: "Protocol",
   ERR_UA_PEER_REJECTED: "PermissionDenied",
   ERR_UA_BUSY: "Other",
+  ERR_UA_CRASH_LOOP: "Other",
+  ERR_UA_WORKER_FAILED: "Other",
 };
 
 /**

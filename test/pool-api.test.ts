@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startPool, PoolError } from "../src/pool/index.ts";
 import { openTcpListener, openListeners } from "../src/pool/listen.ts";
+import { UnixAncillaryError } from "../src/errors.ts";
+import { getsockname } from "../src/sys.ts";
 
 const qemu = !!process.env.BUN_TEST_ABI && /arm64|aarch64/.test(process.env.BUN_TEST_ABI);
 const ROOT = join(import.meta.dir, "..");
@@ -82,10 +84,38 @@ test("one rollout at a time (ERR_UA_BUSY), status over the control socket and th
 
 test("option validation: listeners, worker count, script", async () => {
   expect(() => openListeners([])).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARG_VALUE" }));
-  expect(() => openTcpListener("::1", 0)).toThrow(/IPv4 address/);
+  for (const bad of ["example.com", ":::1", "1::2::3", "12345::", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "1.2.3.256"]) {
+    expect(() => openTcpListener(bad, 0)).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARG_VALUE", message: expect.stringContaining("numeric IPv4 or IPv6") }));
+  }
   expect(() => openTcpListener("127.0.0.1", 70000)).toThrow(/port must be an integer/);
   await expect(startPool({ script: APP, workers: 0, listen: [{ port: 0 }] })).rejects.toMatchObject({ code: "ERR_OUT_OF_RANGE" });
   await expect(startPool({ listen: [{ port: 0 }] } as never)).rejects.toThrow(/script/);
   // a worker that never becomes ready: start fails with a clear error, nothing is left running
-  await expect(startPool({ script: APP, workers: 1, listen: [{ port: 0 }], env: { FAIL: "exit" }, stderr: "ignore" })).rejects.toThrow(PoolError);
+  const failed = startPool({ script: APP, workers: 1, listen: [{ port: 0 }], env: { FAIL: "exit" }, stderr: "ignore" });
+  await expect(failed).rejects.toThrow(PoolError);
+  await expect(failed).rejects.toMatchObject({ name: "PoolError", code: "ERR_UA_WORKER_FAILED", kind: "Other" });
+  await expect(failed.catch((e) => e instanceof UnixAncillaryError)).resolves.toBe(true);
 });
+
+test("IPv6 listeners: numeric addresses in every text form bind as AF_INET6, and a pool serves on ::1", async () => {
+  for (const [host, address] of [["::1", "::1"], ["[::1]", "::1"], ["0:0:0:0:0:0:0:1", "::1"], ["::", "::"], ["::ffff:127.0.0.1", "::ffff:7f00:1"]] as const) {
+    using fd = openTcpListener(host, 0);
+    expect(getsockname(fd.fd)).toMatchObject({ family: "ipv6", address });
+  }
+  const pool = await startPool({ script: APP, workers: 1, listen: [{ host: "::1", port: 0 }], stderr: "inherit", readyTimeoutMs: qemu ? 300_000 : 30_000 });
+  try {
+    const res = await fetch(`http://[::1]:${pool.sockets[0]!.info.port}/`, { headers: { connection: "close" } });
+    expect(await res.text()).toBe(`hello from ${pool.pids()[0]}\n`);
+  } finally {
+    await pool.close();
+  }
+}, qemu ? 300_000 : 30_000);
+
+test("balance \"reuseport\" refuses what it cannot do with ERR_UA_UNSUPPORTED", async () => {
+  const pool = await startPool({ script: APP, workers: 1, balance: "reuseport", listen: [{ port: 0 }], stderr: "inherit", readyTimeoutMs: qemu ? 300_000 : 30_000 });
+  try {
+    await expect(pool.upgrade()).rejects.toMatchObject({ name: "PoolError", code: "ERR_UA_UNSUPPORTED", kind: "Unsupported", message: expect.stringContaining('use "shared"') });
+  } finally {
+    await pool.close();
+  }
+}, qemu ? 300_000 : 30_000);

@@ -14,7 +14,7 @@ import * as sys from "../sys.ts";
 import { describeSocket, findListenerByPort, type ListenerInfo } from "../handoff/sockinfo.ts";
 import { socketInode } from "../handoff/sources.ts";
 
-/** What the pool listens on: a TCP address (IPv4), a Unix socket path, or a socket you opened (systemd, a handoff). */
+/** What the pool listens on: a TCP address (numeric IPv4 or IPv6), a Unix socket path, or a socket you opened (systemd, a handoff). */
 export type ListenSpec =
   | { name?: string; port: number; host?: string; backlog?: number }
   | { name?: string; path: string; backlog?: number }
@@ -35,30 +35,69 @@ function invalid(msg: string): TypeError {
 }
 
 function parseIpv4(host: string): number[] | null {
-  const h = host === "localhost" ? "127.0.0.1" : host;
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
   if (!m) return null;
   const parts = m.slice(1).map(Number);
   return parts.every((p) => p <= 255) ? parts : null;
 }
 
-/** socket + SO_REUSEADDR + bind + listen on an IPv4 address. */
+/** RFC 4291 text form ("::1", "fe80::1", "::ffff:10.0.0.1", optionally in brackets) → 16 bytes. */
+function parseIpv6(host: string): number[] | null {
+  const h = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (!/^[0-9a-fA-F:.]+$/.test(h) || !h.includes(":")) return null;
+  const halves = h.split("::");
+  if (halves.length > 2) return null;
+  const groups = (text: string): number[] | null => {
+    if (text === "") return [];
+    const out: number[] = [];
+    const parts = text.split(":");
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (i === parts.length - 1 && p.includes(".")) {
+        const v4 = parseIpv4(p); // an embedded IPv4 address is the last 32 bits
+        if (!v4) return null;
+        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) out.push(Number.parseInt(p, 16));
+      else return null;
+    }
+    return out;
+  };
+  const head = groups(halves[0]!), tail = halves.length === 2 ? groups(halves[1]!) : [];
+  if (!head || !tail) return null;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
+  return all.flatMap((g) => [g >> 8, g & 0xff]);
+}
+
+/** A numeric IPv4 or IPv6 address ("localhost" is 127.0.0.1) as its family and network-order bytes. */
+function parseHost(host: string): { family: number; bytes: number[] } | null {
+  const v4 = parseIpv4(host === "localhost" ? "127.0.0.1" : host);
+  if (v4) return { family: K.AF_INET, bytes: v4 };
+  const v6 = parseIpv6(host);
+  return v6 ? { family: K.AF_INET6, bytes: v6 } : null;
+}
+
+/**
+ * socket + SO_REUSEADDR + bind + listen on a numeric IPv4 or IPv6 address. "::" takes the system's
+ * default for IPv4-mapped connections (dual stack on Linux unless net.ipv6.bindv6only is set).
+ */
 export function openTcpListener(host: string, port: number, backlog = DEFAULT_BACKLOG): OwnedFd {
-  const addr = parseIpv4(host);
-  if (!addr) throw invalid(`pool listen: host must be an IPv4 address or "localhost" (got ${JSON.stringify(host)}); for IPv6 open the socket yourself and pass { fd }`);
+  const addr = parseHost(host);
+  if (!addr) throw invalid(`pool listen: host must be a numeric IPv4 or IPv6 address or "localhost" (got ${JSON.stringify(host)}); for a name, resolve it first or open the socket yourself and pass { fd }`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(`pool listen: port must be an integer 0-65535 (got ${port})`);
-  const fd = adopt(sys.socket(K.AF_INET, K.SOCK_STREAM));
+  const fd = adopt(sys.socket(addr.family, K.SOCK_STREAM));
   try {
     sys.setsockoptInt(fd.fd, K.SOL_SOCKET, K.SO_REUSEADDR, 1);
-    const layout = abi.sockaddrIn;
+    const layout = addr.family === K.AF_INET ? abi.sockaddrIn : abi.sockaddrIn6;
     const buf = new Uint8Array(layout.size);
     const view = new DataView(buf.buffer);
     if (layout.family.size === 1) {
-      view.setUint8(0, layout.size); // BSD sin_len
-      view.setUint8(layout.family.offset, K.AF_INET);
-    } else view.setUint16(layout.family.offset, K.AF_INET, true);
+      view.setUint8(0, layout.size); // BSD sin_len / sin6_len
+      view.setUint8(layout.family.offset, addr.family);
+    } else view.setUint16(layout.family.offset, addr.family, true);
     view.setUint16(layout.port, port, false);
-    buf.set(addr, layout.addr);
+    buf.set(addr.bytes, layout.addr);
     for (;;) {
       if (libc.bind(fd.fd, ptr(buf), layout.size) === 0) break;
       const e = errno();
@@ -121,13 +160,13 @@ export function openListeners(specs: readonly ListenSpec[]): PoolListener[] {
  * before the event loop could accept on it. Port 0 picks one port for the whole group.
  */
 export function openReusePortGroup(host: string, port: number, count: number): OwnedFd[] {
-  if (!parseIpv4(host)) throw invalid(`pool listen: host must be an IPv4 address or "localhost" (got ${JSON.stringify(host)})`);
+  if (!parseHost(host)) throw invalid(`pool listen: host must be a numeric IPv4 or IPv6 address or "localhost" (got ${JSON.stringify(host)})`);
   const out: OwnedFd[] = [];
   try {
     for (let i = 0; i < count; i++) {
       // sockets of the group that exist already (ours, other slots', other processes'), by inode
       const known = new Set(port === 0 ? [] : findListenerByPort(port, host).map((x) => socketInode(x.fd)));
-      const l = Bun.listen({ hostname: host === "localhost" ? "127.0.0.1" : host, port, reusePort: true, socket: { data() {} } } as never) as unknown as { port: number; stop(force?: boolean): void };
+      const l = Bun.listen({ hostname: host === "localhost" ? "127.0.0.1" : host.replace(/^\[(.*)\]$/, "$1"), port, reusePort: true, socket: { data() {} } } as never) as unknown as { port: number; stop(force?: boolean): void };
       try {
         port = l.port;
         const mine = findListenerByPort(port, host).filter((x) => !known.has(socketInode(x.fd)));

@@ -21,7 +21,7 @@ import { availableParallelism } from "node:os";
 import type { Subprocess } from "bun";
 import { UnixSeqpacket, UnixSeqpacketListener } from "../socket.ts";
 import { OwnedFd } from "../owned-fd.ts";
-import { UnixAncillaryError } from "../errors.ts";
+import { UnixAncillaryError, type UnixAncillaryErrorCode } from "../errors.ts";
 import { peerCredentials } from "../credentials.ts";
 import * as sys from "../sys.ts";
 import { waitReadable, forgetFd } from "../handoff/wait.ts";
@@ -106,14 +106,16 @@ export interface PoolOptions {
   upgradeCommand?: string[];
 }
 
-/** A failed rollout, a crash loop: `code` is stable. */
-export class PoolError extends Error {
+/**
+ * A failed rollout, a crash loop, an unsupported combination: a UnixAncillaryError (stable `code`,
+ * `kind`) that also names the worker `slot` it concerns (null when it concerns the pool).
+ */
+export class PoolError extends UnixAncillaryError {
   override name = "PoolError";
-  readonly code: "ERR_UA_CRASH_LOOP" | "ERR_UA_WORKER_FAILED" | "ERR_UA_BUSY" | "ERR_UA_CLOSED";
+  declare readonly code: Extract<UnixAncillaryErrorCode, "ERR_UA_CRASH_LOOP" | "ERR_UA_WORKER_FAILED" | "ERR_UA_BUSY" | "ERR_UA_CLOSED" | "ERR_UA_UNSUPPORTED">;
   readonly slot: number | null;
   constructor(code: PoolError["code"], message: string, slot: number | null = null, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
     this.slot = slot;
   }
 }
@@ -458,7 +460,7 @@ export class Pool extends EventEmitter {
    */
   async upgrade(cmd: string[] = this.#opts.upgradeCommand ?? [process.execPath, ...process.argv.slice(1)], opts: SpawnOptions = {}): Promise<{ pid: number; latencyMs: number }> {
     if (this.#closed) throw new PoolError("ERR_UA_CLOSED", "pool: closed");
-    if (this.#slotSockets) throw new PoolError("ERR_UA_WORKER_FAILED", 'pool: supervisor self-upgrade is not available with balance: "reuseport" (use "shared")');
+    if (this.#slotSockets) throw new PoolError("ERR_UA_UNSUPPORTED", 'pool: supervisor self-upgrade is not available with balance: "reuseport" (use "shared")');
     if (this.#reloading) throw new PoolError("ERR_UA_BUSY", "pool: a rolling restart or upgrade is running; wait for it (one at a time)");
     this.#reloading = true;
     try {
@@ -667,7 +669,7 @@ export async function startPool(opts: PoolOptions): Promise<Pool> {
     if (inherited.length > 0) {
       for (const fd of inherited) fd.close();
       handoff?.abort('balance "reuseport" cannot take inherited sockets');
-      throw new PoolError("ERR_UA_WORKER_FAILED", 'startPool: balance "reuseport" opens its own sockets; it cannot take inherited ones (systemd, handoff): use balance "shared"');
+      throw new PoolError("ERR_UA_UNSUPPORTED", 'startPool: balance "reuseport" opens its own sockets; it cannot take inherited ones (systemd, handoff): use balance "shared"');
     }
     specs = specs.map((spec, i) => {
       if (!("port" in spec)) throw Object.assign(new TypeError('startPool: balance "reuseport" needs TCP listeners ({ port, host })'), { code: "ERR_INVALID_ARG_VALUE" });
