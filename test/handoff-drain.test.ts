@@ -3,6 +3,9 @@
  *   - bunServe(): during the window a request on an idle keep-alive connection is answered, with
  *     `Connection: close`; WebSockets are closed with 1001 at the end of the window; the drain ends
  *     once nothing is in flight, long before graceMs;
+ *   - after the window an idle keep-alive connection is not closed by the drain (its next request may be
+ *     on the way): a request that arrives later is answered with `Connection: close`, and one that
+ *     never comes is closed by the server's own idleTimeout;
  *   - a long request runs to completion within graceMs, and is cut at graceMs (forced) otherwise;
  *   - raw TCP (net.Server): onConnection is called once per open connection, with hasUnreadInput()
  *     telling whether the peer sent bytes the server has not read yet.
@@ -65,6 +68,37 @@ describe("drainListener: bunServe()", () => {
     expect(performance.now() - t0).toBeLessThan(5000); // generous: it must not wait for graceMs
     await until(() => closeCode !== 0);
     expect(closeCode).toBe(1001);
+  });
+
+  test("after the window an idle keep-alive connection stays open: its next request is answered, never cut", async () => {
+    const server = bunServe({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("hi") });
+    cleanups.push(() => server.stop(true));
+    const c = keepAlive(server.port!);
+    c.send("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    await until(() => c.text().includes("hi"));
+    const drained = drainSource(server as never, { windowMs: 50, graceMs: 20_000 });
+    // Well past the window: a drain that closed idle connections here would race this request.
+    await Bun.sleep(400);
+    expect(c.closed()).toBe(false);
+    c.send("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    await until(() => c.text().split("hi").length > 2);
+    expect(c.text().split("\r\n\r\nhi")[1]!.toLowerCase()).toContain("connection: close");
+    const report = await drained;
+    expect(report.forced).toBe(false);
+    await until(() => c.closed());
+    expect(c.closed()).toBe(true);
+  });
+
+  test("an idle keep-alive connection that never sends again is closed by the server's idleTimeout, not cut", async () => {
+    const server = bunServe({ port: 0, hostname: "127.0.0.1", idleTimeout: 1, fetch: () => new Response("hi") });
+    cleanups.push(() => server.stop(true));
+    const c = keepAlive(server.port!);
+    c.send("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    await until(() => c.text().includes("hi"));
+    const report = await drainSource(server as never, { windowMs: 50, graceMs: 30_000 });
+    expect(report.forced).toBe(false);
+    expect(c.closed()).toBe(true);
+    expect(c.text().split("hi").length).toBe(2); // nothing more was sent or answered
   });
 
   test("a long request finishes within graceMs; one longer than graceMs is cut (forced)", async () => {

@@ -1,15 +1,18 @@
 /**
  * One drain loop for every kind of old-side server (Bun.serve, node:http, net.Server, Bun.listen),
- * through small adapters, so a later connection pool can reuse it.
+ * through small adapters, so the worker pool reuses it.
  *
  * The loop, after the process stopped accepting (AcceptGate, at the commit):
  *   1. drain window (default 1000 ms): every HTTP response carries `Connection: close`, so each
- *      keep-alive client sends its next request on a new connection (accepted by the successor); a
- *      request that arrives on an idle connection meanwhile is still answered. Raw TCP servers get
- *      `onConnection(c)` once per open connection: the app ends it at a message boundary.
- *   2. after the window: WebSockets are closed with 1001 (going away); an idle connection is closed
- *      only if it has no unread bytes (poll POLLIN: nothing queued, no FIN) and the server considers
- *      it idle — never one whose next request is already on its way.
+ *      keep-alive client sends its next request on a new connection (accepted by the successor).
+ *      Raw TCP servers get `onConnection(c)` once per open connection: the app ends it at a message
+ *      boundary.
+ *   2. after the window: WebSockets are closed with 1001 (going away). HTTP connections are never
+ *      closed by the drain while they are idle: a client may be sending its next request at that very
+ *      moment, and closing would lose it (RFC 9112 §9.6: only the client can close a keep-alive
+ *      connection without that race). A request that arrives is answered with `Connection: close`;
+ *      connections left idle are closed by the server's own idle timeout (Bun.serve: `idleTimeout`,
+ *      10 s by default), exactly as without a handoff. The drain ends when no connection is left.
  *   3. at `graceMs` (the hard limit, default 10 000 ms) whatever is left is cut (`forced: true`).
  *
  * Ownership: nothing here opens fds; connection fds are only inspected (poll, getsockname), and
@@ -41,7 +44,7 @@ export interface DrainListenerOptions {
   windowMs?: number;
   /** Raw TCP (Bun.listen, net.Server): called once per open connection at the start of the drain. */
   onConnection?: (c: DrainConnection) => void;
-  /** Check interval (default 10 ms). */
+  /** Check interval (default 25 ms: a check may scan the process's open fds). */
   pollMs?: number;
 }
 
@@ -64,11 +67,7 @@ export interface DrainAdapter {
   begin(): void;
   /** Requests (or WebSockets / raw connections) still being served. */
   busy(): number;
-  /** Connections of this listener whose unread input means a request is on its way. */
-  unreadInput(): boolean;
-  /** Close idle connections (only called when unreadInput() was false in the same tick). */
-  closeIdle(): void;
-  /** Whether nothing is left to wait for. */
+  /** Whether nothing is left to wait for: no request in flight and no connection open. */
   finished(): boolean;
   /** WebSockets: close with 1001. Returns how many. */
   closeWebSockets?(): number;
@@ -89,6 +88,11 @@ export function connectionFds(info: ListenerInfo): number[] {
     if (info.family === "unix" ? d.address === info.address : d.port === info.port) out.push(fd);
   }
   return out;
+}
+
+/** Whether any connection accepted by the listener `info` describes is still open in this process. */
+function anyConnection(info: ListenerInfo): boolean {
+  return connectionFds(info).length > 0;
 }
 
 /** Unread bytes (or a FIN) queued on `fd`. */
@@ -136,8 +140,9 @@ function markClose(res: unknown): unknown {
 function wrapHandler(ctl: BunServeControl, f: (...a: any[]) => unknown): (...a: any[]) => unknown {
   return function (this: unknown, ...args: any[]) {
     const r = f.apply(this, args);
-    if (!ctl.draining) return r;
-    return r instanceof Promise ? r.then(markClose) : markClose(r);
+    // An async response is marked if the drain began while it was being computed.
+    if (r instanceof Promise) return r.then((res) => (ctl.draining ? markClose(res) : res));
+    return ctl.draining ? markClose(r) : r;
   };
 }
 
@@ -197,16 +202,13 @@ export function bunServeAdapter(server: BunServerLike, info: ListenerInfo | null
       if (ctl) ctl.draining = true;
     },
     busy: () => server.pendingRequests + (server.pendingWebSockets ?? 0),
-    unreadInput: () => (info ? connectionFds(info).some(hasUnreadInput) : false),
-    closeIdle() {
-      server.closeIdleConnections?.();
-    },
     finished() {
-      // pendingRequests counts requests being handled; a few quiet polls cover a request Bun has read
-      // but not dispatched yet.
-      if (server.pendingRequests === 0 && (server.pendingWebSockets ?? 0) === 0) quiet++;
-      else quiet = 0;
-      return quiet >= 5;
+      // pendingRequests counts requests being handled, not one Bun has read but not dispatched, nor
+      // a connection whose request is still on its way: the open connections decide. A few quiet
+      // polls in a row cover a connection accepted between two scans.
+      const idle = server.pendingRequests === 0 && (server.pendingWebSockets ?? 0) === 0 && !(info && anyConnection(info));
+      quiet = idle ? quiet + 1 : 0;
+      return quiet >= 3;
     },
     closeWebSockets() {
       if (!ctl) return 0;
@@ -220,7 +222,10 @@ export function bunServeAdapter(server: BunServerLike, info: ListenerInfo | null
       return n;
     },
     async end(force) {
-      await server.stop(force || true);
+      // Not forced: no connection is left (where they can be seen), so stop(false) only releases the
+      // listener; bounded all the same. Forced (graceMs): cut what is left.
+      if (!force && (await Promise.race([Promise.resolve(server.stop(false)).then(() => true), sleep(1000).then(() => false)]))) return;
+      await server.stop(true);
     },
   };
 }
@@ -253,15 +258,11 @@ export function nodeHttpAdapter(httpServer: http.Server, listener: net.Server, i
       if (separate) listener.close(() => (closed = true));
     },
     busy: () => active,
-    unreadInput: () => (info ? connectionFds(info).some(hasUnreadInput) : false),
-    closeIdle() {
-      (httpServer as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-    },
     finished() {
-      if (separate) return closed;
-      if (active === 0) quiet++;
-      else quiet = 0;
-      return quiet >= 5;
+      if (separate) return closed; // net.Server's close callback: its last connection ended
+      const idle = active === 0 && !(info && anyConnection(info));
+      quiet = idle ? quiet + 1 : 0;
+      return quiet >= 3;
     },
     async end(force) {
       if (force || !separate) (httpServer as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
@@ -320,8 +321,6 @@ export function rawAdapter(kind: string, server: object, info: ListenerInfo | nu
       void stop().then(() => (stopped = true));
     },
     busy: () => set.size,
-    unreadInput: () => false,
-    closeIdle() {},
     finished: () => set.size === 0 && stopped,
     connections: () =>
       [...set].map((e) => ({
@@ -352,7 +351,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function drainListener(target: DrainAdapter, opts: DrainListenerOptions = {}): Promise<DrainReport> {
   const graceMs = numberOption("graceMs", opts.graceMs, 0, MAX_TIMEOUT_MS, 10_000);
   const windowMs = Math.min(graceMs, numberOption("windowMs", opts.windowMs, 0, MAX_TIMEOUT_MS, 1000));
-  const pollMs = numberOption("pollMs", opts.pollMs, 1, 1000, 10);
+  const pollMs = numberOption("pollMs", opts.pollMs, 1, 1000, 25);
   const started = performance.now();
   const hard = started + graceMs;
   target.begin();
@@ -367,21 +366,23 @@ export async function drainListener(target: DrainAdapter, opts: DrainListenerOpt
       }
     }
   }
-  // 1. the window: answer everything, close nothing (a raw server may finish early).
-  while (performance.now() - started < windowMs) {
-    if (target.connections && target.finished()) break;
-    await sleep(pollMs);
-  }
-  // 2. WebSockets go away; idle connections without unread input are closed until nothing is left.
-  const websocketsClosed = target.closeWebSockets?.() ?? 0;
+  // 1. the window: answer everything, close nothing; done early once no connection is left.
   let done = false;
-  while (performance.now() < hard) {
-    if (!target.unreadInput()) target.closeIdle();
+  while (performance.now() - started < windowMs) {
     if (target.finished()) {
       done = true;
       break;
     }
-    await sleep(pollMs);
+    await sleep(Math.min(pollMs, Math.max(1, windowMs - (performance.now() - started))));
+  }
+  // 2. WebSockets go away; connections end by themselves (see the module comment) until graceMs.
+  const websocketsClosed = done ? 0 : (target.closeWebSockets?.() ?? 0);
+  while (!done && performance.now() < hard) {
+    if (target.finished()) {
+      done = true;
+      break;
+    }
+    await sleep(Math.min(pollMs, Math.max(1, hard - performance.now())));
   }
   // 3. the hard limit
   await target.end(!done).catch(() => {});
