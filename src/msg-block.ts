@@ -1,6 +1,8 @@
 /**
- * MsgBlock: one msghdr, one iovec and one control region in a single ArrayBuffer, addressed through a
- * single Int32Array — the scalar send and receive hot paths' whole working set.
+ * MsgBlock: the library's one msghdr type. One msghdr, one iovec and one control region in a single
+ * ArrayBuffer, addressed through a single Int32Array — the scalar send and receive hot paths' whole
+ * working set; aim() points the same msghdr at an outside iovec list and control region instead (the
+ * vectored and low-level calls).
  *
  * Why one block: between two syscalls the kernel evicts much of the cache, so the JS around a
  * sendmsg/recvmsg pays a miss for every distinct object it touches. Separate header, iovec and control
@@ -49,8 +51,6 @@ export class MsgBlock {
   #bufLength = -1;
   /** The last buffer seen but not remembered: a buffer is remembered on its second use in a row. */
   #seen: Uint8Array | null = null;
-  /** msg_controllen as last written (-1: unknown). */
-  #controllen = -1;
 
   constructor(controlSize: number) {
     const iovAt = align8(M.size);
@@ -117,19 +117,24 @@ export class MsgBlock {
   }
 
   /**
-   * Sets msg_control/msg_controllen to the first `length` bytes of the control region, or to
-   * NULL/0 when length is 0 (BSD rejects a non-null msg_control shorter than a cmsghdr). Skips the
-   * stores when nothing changed; a receive calls invalidate() because the kernel rewrites the length.
+   * Points the msghdr at `iovlen` iovecs at address `iov` and `controllen` control bytes at `control`
+   * (NULL/0 when empty); the block's own iovec and control region are then unused. The addresses must
+   * stay valid until the syscall returns (the caller keeps their buffers alive).
    */
-  setControl(length: number): void {
-    if (length === this.#controllen) return;
-    this.#controllen = length;
-    storeWords(this.i32, 0, M.control, length > 0 ? this.#controlAddress : 0);
-    storeWords(this.i32, 0, M.controllen, length);
+  aim(iov: number, iovlen: number, control: number, controllen: number): void {
+    const I = this.i32;
+    storeWords(I, 0, M.iov, iovlen > 0 ? iov : 0);
+    storeWords(I, 0, M.iovlen, iovlen);
+    storeWords(I, 0, M.control, controllen > 0 ? control : 0);
+    storeWords(I, 0, M.controllen, controllen);
   }
 
-  /** After recvmsg: msg_controllen holds what the kernel wrote. */
-  invalidateControl(): void {
-    this.#controllen = -1;
+  /**
+   * Sets msg_control/msg_controllen to the first `length` bytes of the control region, or to
+   * NULL/0 when length is 0 (BSD rejects a non-null msg_control shorter than a cmsghdr).
+   */
+  setControl(length: number): void {
+    storeWords(this.i32, 0, M.control, length > 0 ? this.#controlAddress : 0);
+    storeWords(this.i32, 0, M.controllen, length);
   }
 }

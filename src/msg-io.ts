@@ -13,10 +13,10 @@
  *
  * Buffers: one engine per thread owns the msghdr, iovec and control buffers and keeps them reachable
  * for as long as raw pointers to them exist (docs/design.md, "Pointers and buffers": memory reachable only through an address
- * written into another buffer can be reused). The receive and send sides use separate buffers. The
- * scalar methods (one payload buffer) run entirely in a MsgBlock per side — msghdr, iovec and control
- * region in one ArrayBuffer; the vectored and low-level calls use a general msghdr and a growable
- * iovec array. The hot path allocates nothing but its results (the OwnedFds, the fds array, the
+ * written into another buffer can be reused). The receive and send sides use separate buffers. Every
+ * msghdr is a MsgBlock: the scalar methods (one payload buffer) run entirely in one per side — msghdr,
+ * iovec and control region in one ArrayBuffer; the vectored and low-level calls aim a second one at a
+ * growable iovec array and the control bytes. The hot path allocates nothing but its results (the OwnedFds, the fds array, the
  * result object, and the payload copy of the allocating receives).
  *
  * User code inside a send (an `{ fd }` getter, a socket subclass's `fd`) may send again; that send
@@ -29,7 +29,7 @@ import { errno, libc } from "./platform/libc.ts";
 import { CmsgCursor } from "./cmsg/parse.ts";
 import { kindsOf, unknownMessage, type AncillaryMessage, type CmsgKind } from "./cmsg/kinds.ts";
 import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./cmsg/sizes.ts";
-import { readUnsigned, storeWords, writeUnsigned } from "./cmsg/fields.ts";
+import { storeWords } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
 import { viewByteLength } from "./intrinsics.ts";
 import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
@@ -102,65 +102,33 @@ function tooManyFds(n: number): UnixAncillaryError {
   );
 }
 
-/** A growable array of iovec structs plus the views that address it. */
+/** A growable array of iovec structs (the vectored and low-level calls' msg_iov). */
 class IovecArray {
-  bytes: Uint8Array;
-  view: DataView;
+  words: Int32Array;
   address: number;
   constructor(capacity: number) {
-    this.bytes = new Uint8Array(IOV.size * capacity);
-    this.view = new DataView(this.bytes.buffer);
-    this.address = ptr(this.bytes);
+    this.words = new Int32Array((IOV.size * capacity) >> 2);
+    this.address = ptr(this.words);
   }
   get capacity(): number {
-    return this.bytes.length / IOV.size;
+    return (this.words.length << 2) / IOV.size;
   }
   ensure(n: number): void {
     if (n <= this.capacity) return;
-    this.bytes = new Uint8Array(IOV.size * Math.max(n, this.capacity * 2));
-    this.view = new DataView(this.bytes.buffer);
-    this.address = ptr(this.bytes);
+    this.words = new Int32Array((IOV.size * Math.max(n, this.capacity * 2)) >> 2);
+    this.address = ptr(this.words);
   }
 
   /**
    * Points iovec i at `buf` (a zero-length buffer gets a null base: ptr() rejects empty views). The
    * address is taken fresh every call and used by the syscall right after, with no user code in
-   * between; the scalar methods' buffer cache lives in MsgBlock.
+   * between.
    */
   set(i: number, buf: Uint8Array): void {
     const at = i * IOV.size;
     const len = viewByteLength(buf); // the built-in getter: see src/intrinsics.ts
-    writeUnsigned(this.view, at, IOV.base, len > 0 ? ptr(buf) : 0);
-    writeUnsigned(this.view, at, IOV.len, len);
-  }
-}
-
-
-class Header {
-  readonly bytes = new Uint8Array(M.size);
-  readonly view = new DataView(this.bytes.buffer);
-  readonly u32 = new Uint32Array(this.bytes.buffer);
-  readonly address = ptr(this.bytes);
-  // msg_name/msg_namelen stay zero forever (connected sockets only). The other fields are written only
-  // when they change; the kernel rewrites msg_controllen and msg_flags on receive, so callers that read
-  // them back call invalidate(). musl's pads stay zero: 4-byte fields never touch them.
-  #iov = -1;
-  #iovlen = -1;
-  #control = -1;
-  #controllen = -1;
-  fill(iov: IovecArray, iovlen: number, control: number, controllen: number): void {
-    // msghdr fields sit at 4-aligned offsets on every supported ABI (abi.ts tables): word stores.
-    const u = this.u32;
-    const iovAddr = iovlen > 0 ? iov.address : 0;
-    if (iovAddr !== this.#iov) storeWords(u, 0, M.iov, (this.#iov = iovAddr));
-    if (iovlen !== this.#iovlen) storeWords(u, 0, M.iovlen, (this.#iovlen = iovlen));
-    const ctl = controllen > 0 ? control : 0;
-    if (ctl !== this.#control) storeWords(u, 0, M.control, (this.#control = ctl));
-    if (controllen !== this.#controllen) storeWords(u, 0, M.controllen, (this.#controllen = controllen));
-  }
-  /** After recvmsg: msg_controllen now holds what the kernel wrote, not what we last set. */
-  invalidateControllen(): void {
-    this.#controllen = -1;
+    storeWords(this.words, at, IOV.base, len > 0 ? ptr(buf) : 0);
+    storeWords(this.words, at, IOV.len, len);
   }
 }
 
@@ -179,7 +147,8 @@ export interface RecvOutcome {
 class Sender {
   /** The scalar send path's msghdr + iovec + control region; its control region also serves sendMany(). */
   readonly #block = new MsgBlock(bufferSizeForRights(abi, abi.maxFdsPerSend));
-  readonly #hdr = new Header();
+  /** The vectored and low-level sends' msghdr, aimed at the iovec array and any control region. */
+  readonly #hdr = new MsgBlock(0);
   readonly #iov = new IovecArray(4);
   /** The fd count the SCM_RIGHTS header in the send control region currently describes, and its CMSG_SPACE. */
   #stagedCount = -1;
@@ -294,7 +263,7 @@ class Sender {
   /** sendmsg through the general header (caller iovec list). */
   #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number): number {
     const h = this.#hdr;
-    h.fill(this.#iov, iovlen, control, controllen);
+    h.aim(this.#iov.address, iovlen, control, controllen);
     return this.#sendmsgAt(sock, h.address, extraFlags);
   }
 
@@ -389,7 +358,8 @@ class Engine {
   readonly #recvBlock = new MsgBlock(FIXED_BUDGET >= 0 ? receiveControlSize(abi, 0, FIXED_BUDGET) : 8);
   /** Bytes of the block's control region the kernel may have written since it was last zeroed. */
   #blockDirty = 0;
-  readonly #recvHdr = new Header();
+  /** The vectored and low-level receives' msghdr, aimed at the iovec array and a control buffer. */
+  readonly #recvHdr = new MsgBlock(0);
   readonly #recvIov = new IovecArray(4);
   #recvCtl: Uint8Array;
   #recvCtlView: DataView;
@@ -475,8 +445,8 @@ class Engine {
     const blk = this.#recvBlock;
     const I = blk.i32;
     const size = blk.controlSize;
-    const reported = I[CONTROLLEN_W]! >>> 0;
-    const controllen = CONTROLLEN_WIDE && I[CONTROLLEN_W + 1] !== 0 ? size : reported < size ? reported : size;
+    const reported = controllenOf(I);
+    const controllen = reported < size ? reported : size;
     this.#blockDirty = controllen;
     this.bytesRead = n;
     return finishReceive(I, blk.controlWord, blk.controlView, controllen, I[FLAGS_W]!, n, maxFds, exact, kind);
@@ -496,19 +466,15 @@ class Engine {
       this.#recvCtlDirty = 0;
     }
     const h = this.#recvHdr;
-    h.fill(this.#recvIov, iovlen, this.#recvCtlPtr, size);
+    h.aim(this.#recvIov.address, iovlen, this.#recvCtlPtr, size);
     const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
     keepAlive(this.#recvCtl);
-    if (n === WOULD_BLOCK) {
-      h.invalidateControllen();
-      return WOULD_BLOCK_FDS; // nothing was written: the buffer is still zero
-    }
-    const u = h.u32;
-    const controllen = CONTROLLEN_WIDE && u[CONTROLLEN_W + 1] !== 0 ? size : Math.min(u[CONTROLLEN_W]!, size);
-    h.invalidateControllen();
+    if (n === WOULD_BLOCK) return WOULD_BLOCK_FDS; // nothing was written: the buffer is still zero
+    const I = h.i32;
+    const controllen = Math.min(controllenOf(I), size);
     this.#recvCtlDirty = controllen;
     this.bytesRead = n;
-    return finishReceive(this.#recvCtlI32, 0, this.#recvCtlView, controllen, u[FLAGS_W]! | 0, n, maxFds, exact, kind);
+    return finishReceive(this.#recvCtlI32, 0, this.#recvCtlView, controllen, I[FLAGS_W]!, n, maxFds, exact, kind);
   }
 
   #controlSizeFor(maxFds: number): number {
@@ -530,16 +496,15 @@ class Engine {
     for (let i = 0; i < buffers.length; i++) iov.set(i, buffers[i]!);
     const h = this.#recvHdr;
     const ctlSize = viewByteLength(control);
-    const ctlAddr = ctlSize > 0 ? ptr(control) : 0;
-    h.fill(iov, buffers.length, ctlAddr, ctlSize);
+    h.aim(iov.address, buffers.length, ctlSize > 0 ? ptr(control) : 0, ctlSize);
     const n = recvmsg(sock, h.address, RECV_FLAGS | extraFlags);
     keepAlive(buffers, control);
-    const msgFlags = h.view.getInt32(M.flags.offset, true);
+    const I = h.i32;
+    const msgFlags = I[FLAGS_W]!;
     this.last.bytesRead = n;
     this.last.truncated = (msgFlags & K.MSG_CTRUNC) !== 0;
     this.last.dataTruncated = (msgFlags & K.MSG_TRUNC) !== 0;
-    const written = Math.min(readUnsigned(h.view, 0, M.controllen), ctlSize, view.byteLength);
-    h.invalidateControllen();
+    const written = Math.min(controllenOf(I), ctlSize, view.byteLength);
     const all = adoptReceived(null, 0, view, written, records);
     try {
       finishCloexec(all);
@@ -550,6 +515,11 @@ class Engine {
     }
     return written;
   }
+}
+
+/** msg_controllen as the kernel left it (a 64-bit length with a high word set: more than any buffer). */
+function controllenOf(I: Int32Array): number {
+  return CONTROLLEN_WIDE && I[CONTROLLEN_W + 1] !== 0 ? Number.MAX_SAFE_INTEGER : I[CONTROLLEN_W]! >>> 0;
 }
 
 /**

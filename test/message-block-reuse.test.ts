@@ -1,7 +1,7 @@
 /**
  * Reuse of the per-socket message blocks (MsgBlock send/receive blocks, staged SCM_RIGHTS header reused across
  * sends, receiveOne's >253 fallback, OwnedFd's pending-registration stack, UnixSocket's cached fd
- * number, the reactor's close hook installed only while registrations exist).
+ * number, the reactor's close hook rejecting the waits of a closed fd).
  *
  * Every received fd is checked by identity (the pipe inode /proc/self/fd names), not by count alone:
  * a stale slot in the reused control region would deliver the right number of wrong fds. Each test
@@ -603,9 +603,9 @@ describe("OwnedFd pending stack and the FinalizationRegistry net", () => {
 
 // ---- 6. reactor close hook ------------------------------------------------------------------------
 
-describe("reactor close hook only while registrations exist", () => {
+describe("reactor close hook: a library close rejects that fd's waits", () => {
   test("OwnedFd.close rejects a pending wait across empty→registered→empty transitions; reused numbers work", async () => {
-    await shutdownReactor(); // no registrations: the hook is off
+    await shutdownReactor(); // no registrations
     expect(reactorStats().registered).toBe(0);
     const ownedPair = (): [OwnedFd, OwnedFd] => {
       const [x, y] = sys.socketpair(K.SOCK_STREAM);

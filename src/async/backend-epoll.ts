@@ -23,42 +23,10 @@ import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
 import { anchorableFd, anchorToThread } from "./thread-lifetime.ts";
-import type { ReactorWorkerData } from "./reactor-worker.ts";
+import { readUnsigned, writeUnsigned } from "../cmsg/fields.ts";
+import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend } from "./backend.ts";
 
-/** Interest / readiness bits shared by every backend. */
-export const READABLE = 1;
-export const WRITABLE = 2;
-/** Error or hang-up: the fd is "ready" for both interests (the caller's syscall reports the error). */
-export const FAILED = 4;
-/** The token reserved for the wake-up source. */
-export const WAKE_TOKEN = 0;
-
-/** A JS thread's readiness backend (the Worker only waits on `pollFd`). */
-export interface Backend {
-  readonly name: "epoll" | "kqueue";
-  /** The epoll/kqueue fd, handed to the Worker as a number. */
-  readonly pollFd: number;
-  /** The eventfd (epoll) or -1 (kqueue wakes through EVFILT_USER on pollFd). */
-  readonly wakeFd: number;
-  /** What the Worker needs to wait on `pollFd` and report (token, status) pairs. */
-  workerData(maxEvents: number): ReactorWorkerData;
-  /** Readiness mask (READABLE | WRITABLE | FAILED) for a `status` the Worker reported. */
-  maskFor(status: number): number;
-  /**
-   * Arms `fd` one-shot for `mask` (READABLE | WRITABLE) under `token`. `inSet` says whether the fd
-   * is believed to be registered already (MOD) or not (ADD); the other op is tried when the kernel
-   * disagrees (the fd was closed behind the reactor's back, or its number reused). Throws SystemError.
-   */
-  arm(fd: number, token: number, mask: number, inSet: boolean): void;
-  /** Removes `fd` from the set. ENOENT/EBADF (never registered, or already closed) are ignored. */
-  remove(fd: number): void;
-  /** Makes the Worker's wait return with the wake token (used for shutdown). */
-  wake(): void;
-  /** Consumes a wake-up, after the Worker it stopped has gone, so a restarted Worker does not stop at once. */
-  clearWake(): void;
-}
-
-const TWO32 = 0x1_0000_0000;
+type EpollEventLayout = NonNullable<typeof abi.epollEvent>;
 
 function layout(): NonNullable<typeof abi.epollEvent> {
   const l = abi.epollEvent;
@@ -67,18 +35,14 @@ function layout(): NonNullable<typeof abi.epollEvent> {
 }
 
 /** Writes one struct epoll_event at `base`. Exported for the layout test. */
-export function encodeEpollEvent(l: { events: { offset: number }; data: { offset: number } }, view: DataView, base: number, events: number, token: number): void {
-  view.setUint32(base + l.events.offset, events >>> 0, true);
-  view.setUint32(base + l.data.offset, token % TWO32, true);
-  view.setUint32(base + l.data.offset + 4, Math.floor(token / TWO32), true);
+export function encodeEpollEvent(l: EpollEventLayout, view: DataView, base: number, events: number, token: number): void {
+  writeUnsigned(view, base, l.events, events >>> 0);
+  writeUnsigned(view, base, l.data, token);
 }
 
 /** Reads one struct epoll_event at `base`. */
-export function decodeEpollEvent(l: { events: { offset: number }; data: { offset: number } }, view: DataView, base: number): { events: number; token: number } {
-  return {
-    events: view.getUint32(base + l.events.offset, true),
-    token: view.getUint32(base + l.data.offset, true) + view.getUint32(base + l.data.offset + 4, true) * TWO32,
-  };
+export function decodeEpollEvent(l: EpollEventLayout, view: DataView, base: number): { events: number; token: number } {
+  return { events: readUnsigned(view, base, l.events), token: readUnsigned(view, base, l.data) };
 }
 
 /** epoll events for an interest mask. EPOLLRDHUP with reads: a peer's shutdown(SHUT_WR) wakes a reader. */

@@ -19,7 +19,8 @@ import { abi, K } from "../platform/index.ts";
 import { errno, libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
 import { setCloexec } from "../sys.ts";
-import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend } from "./backend-epoll.ts";
+import { readUnsigned, writeUnsigned } from "../cmsg/fields.ts";
+import { FAILED, READABLE, WAKE_TOKEN, WRITABLE, type Backend } from "./backend.ts";
 import { anchorableFd, anchorToThread } from "./thread-lifetime.ts";
 
 export type KeventLayout = NonNullable<Abi["kevent"]>;
@@ -33,33 +34,26 @@ export interface Kevent {
   udata: number;
 }
 
-const TWO32 = 0x1_0000_0000;
-
-function setU64(view: DataView, at: number, v: number): void {
-  view.setUint32(at, v % TWO32, true);
-  view.setUint32(at + 4, Math.floor(v / TWO32), true);
-}
-
 /** Writes one struct kevent at `base` (zeroing the rest, e.g. FreeBSD's ext[4]). Exported for tests. */
 export function encodeKevent(l: KeventLayout, view: DataView, base: number, ev: Kevent): void {
   for (let i = 0; i < l.size; i++) view.setUint8(base + i, 0);
-  setU64(view, base + l.ident.offset, ev.ident);
+  writeUnsigned(view, base, l.ident, ev.ident);
   view.setInt16(base + l.filter.offset, ev.filter, true);
   view.setUint16(base + l.flags.offset, ev.flags, true);
   view.setUint32(base + l.fflags.offset, ev.fflags >>> 0, true);
   view.setBigInt64(base + l.data.offset, BigInt(ev.data), true);
-  setU64(view, base + l.udata.offset, ev.udata);
+  writeUnsigned(view, base, l.udata, ev.udata);
 }
 
 /** Reads one struct kevent at `base`. */
 export function decodeKevent(l: KeventLayout, view: DataView, base: number): Kevent {
   return {
-    ident: view.getUint32(base + l.ident.offset, true) + view.getUint32(base + l.ident.offset + 4, true) * TWO32,
+    ident: readUnsigned(view, base, l.ident),
     filter: view.getInt16(base + l.filter.offset, true),
     flags: view.getUint16(base + l.flags.offset, true),
     fflags: view.getUint32(base + l.fflags.offset, true),
     data: Number(view.getBigInt64(base + l.data.offset, true)),
-    udata: view.getUint32(base + l.udata.offset, true) + view.getUint32(base + l.udata.offset + 4, true) * TWO32,
+    udata: readUnsigned(view, base, l.udata),
   };
 }
 

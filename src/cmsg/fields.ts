@@ -45,7 +45,7 @@ export function writeUnsigned(dv: DataView, at: number, field: Field, value: num
 export function storeWords(words: Int32Array | Uint32Array, at: number, field: Field, value: number): void {
   const w = (at + field.offset) >> 2;
   words[w] = value >>> 0; // the low 32 bits (the same bits whether the array is signed or not)
-  if (field.size === 8) words[w + 1] = Math.floor(value / TWO_32);
+  if (field.size === 8) words[w + 1] = (value / TWO_32) | 0; // < 2^21 for values < 2^53: truncation is floor
 }
 
 /** Reads a signed 32-bit field (pid, cmsg_level, cmsg_type, fds). */
