@@ -18,8 +18,7 @@ import { adopt, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { UnixAncillaryError, SystemError } from "./errors.ts";
 import { K } from "./platform/index.ts";
 import * as sys from "./sys.ts";
-import { describeSocket, type ListenerInfo } from "./handoff/sockinfo.ts";
-import { validName } from "./handoff/protocol.ts";
+import { describeSocket, type ListenerInfo } from "./sockinfo.ts";
 
 /** SD_LISTEN_FDS_START */
 export const LISTEN_FDS_START = 3;
@@ -193,8 +192,11 @@ export function sdNotifyMainPid(pid: number): boolean {
 
 /** FDNAME rules (sd_pid_notify_with_fds): at most 255 printable ASCII characters, no ':' . */
 export function validFdName(name: string): boolean {
-  return validName(name);
+  return name.length > 0 && name.length <= MAX_FD_NAME && /^[\x21-\x39\x3b-\x7e]+$/.test(name);
 }
+
+/** The longest fd name systemd accepts (and the handoff protocol's listener names). */
+export const MAX_FD_NAME = 255;
 
 /**
  * FDSTORE=1 + FDNAME=<name> with `fds` attached: systemd keeps them (needs FileDescriptorStoreMax>0)

@@ -18,7 +18,7 @@ import { UnixAncillaryError } from "../errors.ts";
 import * as sys from "../sys.ts";
 import { deferredStarts, type ReceivedListener } from "./client.ts";
 import { AcceptGate } from "./gate.ts";
-import { describeSocket, type ListenerInfo } from "./sockinfo.ts";
+import { describeSocket, type ListenerInfo } from "../sockinfo.ts";
 import { ADOPTED, adoptedRegistry, drainSource, socketInode, type AdoptedHandle } from "./sources.ts";
 import { drainListener, nodeHttpAdapter, rawAdapter, trackBunListenHandlers, trackNetServer, type DrainListenerOptions, type DrainReport } from "./drain.ts";
 

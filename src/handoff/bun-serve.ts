@@ -24,7 +24,7 @@ import { abi } from "../platform/index.ts";
 import * as sys from "../sys.ts";
 import { ADOPTED, adoptedRegistry, socketInode, type AdoptedHandle } from "./sources.ts";
 import { bunServe, bunServeAdapter, drainListener, type DrainListenerOptions, type DrainReport } from "./drain.ts";
-import { findListenerByPort, describeSocket, type ListenerInfo } from "./sockinfo.ts";
+import { findListenerByPort, describeSocket, type ListenerInfo } from "../sockinfo.ts";
 import { epollSupported, findEpollRegistrations, replaceRegisteredFd } from "./epoll.ts";
 import { adoptError, adoptNodeHttp, connectHost, deferAccepting, inputFd, refuseOptions, urlFor, type ListenerInput } from "./adopt.ts";
 import { deferredStarts } from "./client.ts";

@@ -21,7 +21,7 @@ import * as sys from "../sys.ts";
 import { K } from "../platform/index.ts";
 import { Channel, PeerClosedError } from "./channel.ts";
 import { FrameType, protocolError, type OfferedListener } from "./protocol.ts";
-import { describeSocket, type ListenerFamily, type ListenerType } from "./sockinfo.ts";
+import { describeSocket, type ListenerFamily, type ListenerType } from "../sockinfo.ts";
 import { checkPeer, type PeerPolicy } from "./policy.ts";
 import { intOption, MAX_TIMEOUT_MS } from "./validate.ts";
 

@@ -22,8 +22,9 @@ import * as net from "node:net";
 import * as http from "node:http";
 import { K } from "../platform/index.ts";
 import * as sys from "../sys.ts";
-import { describeSocket, openFdNumbers, type ListenerInfo } from "./sockinfo.ts";
+import { describeSocket, openFdNumbers, type ListenerInfo } from "../sockinfo.ts";
 import { numberOption, MAX_TIMEOUT_MS } from "./validate.ts";
+import { sleep } from "../async/attempt.ts";
 
 /** A raw TCP connection handed to `onConnection` during a drain. */
 export interface DrainConnection {
@@ -345,7 +346,6 @@ export function rawAdapter(kind: string, server: object, info: ListenerInfo | nu
 
 // ---- the loop -----------------------------------------------------------------------------------
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Drains one server through its adapter (see the module comment). */
 export async function drainListener(target: DrainAdapter, opts: DrainListenerOptions = {}): Promise<DrainReport> {

@@ -16,9 +16,9 @@
 import { ptr } from "bun:ffi";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { abi, K } from "../platform/index.ts";
-import { errno, libc } from "../platform/libc.ts";
+import { libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
-import { retry } from "../sys.ts";
+import { retry, retryEintr } from "../sys.ts";
 
 export interface EpollRegistration {
   epfd: number;
@@ -85,13 +85,10 @@ export function replaceRegisteredFd(source: number, target: number, reg: EpollRe
 export function epollDel(reg: EpollRegistration): boolean {
   const layout = abi.epollEvent!;
   const buf = new Uint8Array(layout.size); // Linux < 2.6.9 wanted a non-null event even for DEL
-  for (;;) {
-    if (libc.epoll_ctl(reg.epfd, K.EPOLL_CTL_DEL, reg.tfd, ptr(buf)) === 0) return true;
-    const e = errno();
-    if (e === abi.errno.EINTR) continue;
-    if (e === abi.errno.ENOENT || e === abi.errno.EBADF) return false;
-    throw new SystemError("epoll_ctl", e);
-  }
+  const r = retryEintr(() => libc.epoll_ctl(reg.epfd, K.EPOLL_CTL_DEL, reg.tfd, ptr(buf)));
+  if (r >= 0) return true;
+  if (-r === abi.errno.ENOENT || -r === abi.errno.EBADF) return false;
+  throw new SystemError("epoll_ctl", -r);
 }
 
 /** Adds `reg` back (same events and data). */

@@ -30,7 +30,8 @@
  * Version 1 had no serving frame (the successor accepted before ready); it is refused.
  */
 import { UnixAncillaryError } from "../errors.ts";
-import type { ListenerFamily, ListenerType } from "./sockinfo.ts";
+import { MAX_FD_NAME, validFdName } from "../systemd.ts";
+import type { ListenerFamily, ListenerType } from "../sockinfo.ts";
 
 export const PROTOCOL_VERSION = 2;
 export const MAGIC = 0x5541484f;
@@ -39,7 +40,7 @@ export const MAX_PAYLOAD = 64 * 1024;
 export const MAX_FDS = 64;
 export const MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD;
 /** Longest listener name (UTF-16 units); names are also limited to printable ASCII without ':' (systemd FDNAME rules). */
-export const MAX_NAME = 255;
+export const MAX_NAME = MAX_FD_NAME;
 
 // A plain enum, not `const enum`: consumers with isolatedModules/verbatimModuleSyntax cannot use an ambient const enum from the published .d.ts.
 export enum FrameType {
@@ -166,9 +167,8 @@ export function decodeFrame(msg: Uint8Array, fdsAttached: number): Frame {
   return { type: type as FrameType, payload: p };
 }
 
-export function validName(n: string): boolean {
-  return n.length > 0 && n.length <= MAX_NAME && /^[\x21-\x39\x3b-\x7e]+$/.test(n);
-}
+/** Listener names follow systemd's FDNAME rules, so a name can travel through the fd store unchanged. */
+export const validName = validFdName;
 
 function validateOffered(l: unknown, seen: Set<string>): asserts l is OfferedListener {
   if (l === null || typeof l !== "object") throw protocolError("offer: listener entry is not an object");

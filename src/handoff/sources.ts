@@ -8,7 +8,7 @@ import * as net from "node:net";
 import * as http from "node:http";
 import { OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError } from "../errors.ts";
-import { describeSocket, findListenerByPath, findListenerByPort, type ListenerInfo, type ProbedListener } from "./sockinfo.ts";
+import { describeSocket, findListenerByPath, findListenerByPort, type ListenerInfo, type ProbedListener } from "../sockinfo.ts";
 import { bunServeAdapter, drainListener, nodeHttpAdapter, rawAdapter, type DrainAdapter, type DrainListenerOptions, type DrainReport } from "./drain.ts";
 
 /** Something that can be offered under a name. */

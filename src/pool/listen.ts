@@ -7,11 +7,11 @@
  */
 import { ptr } from "bun:ffi";
 import { abi, K } from "../platform/index.ts";
-import { libc, errno } from "../platform/libc.ts";
+import { libc } from "../platform/libc.ts";
 import { OwnedFd, adopt } from "../owned-fd.ts";
-import { SystemError, UnixAncillaryError } from "../errors.ts";
+import { UnixAncillaryError } from "../errors.ts";
 import * as sys from "../sys.ts";
-import { describeSocket, findListenerByPort, type ListenerInfo } from "../handoff/sockinfo.ts";
+import { describeSocket, findListenerByPort, type ListenerInfo } from "../sockinfo.ts";
 import { socketInode } from "../handoff/sources.ts";
 
 /** What the pool listens on: a TCP address (numeric IPv4 or IPv6), a Unix socket path, or a socket you opened (systemd, a handoff). */
@@ -98,11 +98,7 @@ export function openTcpListener(host: string, port: number, backlog = DEFAULT_BA
     } else view.setUint16(layout.family.offset, addr.family, true);
     view.setUint16(layout.port, port, false);
     buf.set(addr.bytes, layout.addr);
-    for (;;) {
-      if (libc.bind(fd.fd, ptr(buf), layout.size) === 0) break;
-      const e = errno();
-      if (e !== abi.errno.EINTR) throw new SystemError("bind", e, `${host}:${port}`);
-    }
+    sys.retry("bind", () => libc.bind(fd.fd, ptr(buf), layout.size), `${host}:${port}`);
     sys.listen(fd.fd, backlog);
     return fd;
   } catch (e) {

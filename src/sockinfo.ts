@@ -5,8 +5,8 @@
  * match the address (docs/design.md, "Adopting sockets in Bun servers"). No fd is created or closed here.
  */
 import { readdirSync } from "node:fs";
-import { K } from "../platform/index.ts";
-import * as sys from "../sys.ts";
+import { K } from "./platform/index.ts";
+import * as sys from "./sys.ts";
 
 export type ListenerFamily = "ipv4" | "ipv6" | "unix";
 export type ListenerType = "stream" | "datagram" | "seqpacket";
