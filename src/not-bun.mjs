@@ -12,14 +12,13 @@ const error = new Error(
 error.code = "ERR_UA_NEEDS_BUN";
 throw error;
 export let
-  AcceptGate, CHANNEL_FD_ENV, DEFAULT_DATAGRAM_BUFFER, DEFAULT_STREAM_BUFFER, FrameType, HANDOFF_FD_ENV, HANDOFF_PATH_ENV, HEADER_SIZE,
-  Handoff, HandoffServer, LISTEN_FDS_START, MAGIC, MAX_FDS, MAX_PAYLOAD, MAX_RECEIVE_FDS, MESSAGES,
-  Messages, OwnedFd, POOL_FD_ENV, POOL_WORKER_ENV, PROBE_HEADER, PROTOCOL_VERSION, Pool, PoolError,
-  PoolWorker, ReceivedFds, ReceivedInto, ScmCredentials, ScmRights, SocketAncillary, SystemError, UnixAncillaryError,
-  UnixDatagram, UnixListener, UnixSeqpacket, UnixSeqpacketListener, UnixSocket, UnixStream, adoptBunListen, adoptBunServe,
-  adoptNetServer, adoptNodeHttp, bunServe, channelFromParent, cmsgRecvmsg, cmsgSendmsg, connectionFds, decodeFrame,
-  defaultControlPath, describeSocket, drainBunServer, drainListener, drainSource, encodeFrame, hasUnreadInput, isHandoffChild,
-  isPoolWorker, joinPool, listenFds, listeningSockets, nodeBridge, openListeners, openTcpListener, openUnixListener,
-  passCred, passPidfd, passRights, peerCredentials, peerPidfd, platform, poolControl, requestHandoff,
-  sdNotify, sdNotifyFdStore, sdNotifyFdStoreRemove, sdNotifyMainPid, sdNotifyReady, sdNotifyReloading, sdNotifyStopping, sdNotifyWatchdog,
-  serveHandoff, setPassCred, setPassPidfd, setPassRights, spawnSuccessor, spawnWithChannel, startPool;
+  AcceptGate, CHANNEL_FD_ENV, DEFAULT_DATAGRAM_BUFFER, DEFAULT_STREAM_BUFFER, HANDOFF_FD_ENV, HANDOFF_PATH_ENV, Handoff, HandoffServer,
+  LISTEN_FDS_START, MAX_RECEIVE_FDS, MESSAGES, Messages, OwnedFd, POOL_FD_ENV, POOL_WORKER_ENV, PROBE_HEADER,
+  PROTOCOL_VERSION, Pool, PoolError, PoolWorker, ReceivedFds, ReceivedInto, ScmCredentials, ScmRights,
+  SocketAncillary, SystemError, UnixAncillaryError, UnixDatagram, UnixListener, UnixSeqpacket, UnixSeqpacketListener, UnixSocket,
+  UnixStream, adoptBunListen, adoptBunServe, adoptNetServer, adoptNodeHttp, bunServe, channelFromParent, cmsgRecvmsg,
+  cmsgSendmsg, connectionFds, defaultControlPath, describeSocket, drainBunServer, drainListener, drainSource, hasUnreadInput,
+  isHandoffChild, isPoolWorker, joinPool, listenFds, listeningSockets, nodeBridge, openListeners, openTcpListener,
+  openUnixListener, passCred, passPidfd, passRights, peerCredentials, peerPidfd, platform, poolControl,
+  requestHandoff, sdNotify, sdNotifyFdStore, sdNotifyFdStoreRemove, sdNotifyMainPid, sdNotifyReady, sdNotifyReloading, sdNotifyStopping,
+  sdNotifyWatchdog, serveHandoff, setPassCred, setPassPidfd, setPassRights, spawnSuccessor, spawnWithChannel, startPool;

@@ -8,7 +8,9 @@ import { readdirSync } from "node:fs";
 import { K } from "./platform/index.ts";
 import * as sys from "./sys.ts";
 
+/** Address family of a socket: IPv4, IPv6 or Unix. */
 export type ListenerFamily = "ipv4" | "ipv6" | "unix";
+/** Socket type: stream, datagram or seqpacket. */
 export type ListenerType = "stream" | "datagram" | "seqpacket";
 
 /** Metadata of a listening (or bound) socket, as sent in an offer and returned to the new side. */

@@ -23,6 +23,7 @@ import { describeSocket, type ListenerInfo } from "./sockinfo.ts";
 /** SD_LISTEN_FDS_START */
 export const LISTEN_FDS_START = 3;
 
+/** One socket systemd passed (socket activation or the fd store): its OwnedFd, FDNAME and what it is. */
 export interface ListenFd {
   /** The inherited fd, now owned by the caller (CLOEXEC set). */
   fd: OwnedFd;
@@ -32,6 +33,7 @@ export interface ListenFd {
   socket: ListenerInfo | null;
 }
 
+/** Options of listenFds. */
 export interface ListenFdsOptions {
   /** Remove LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES from process.env (default true), so children do not inherit them. */
   unsetEnvironment?: boolean;
@@ -102,8 +104,10 @@ const adoptedListenFds = new Map<number, ListenFd>();
 
 // ---- notify -------------------------------------------------------------------------------------
 
+/** A state for sdNotify: the raw "KEY=value\n…" text or an object of fields. */
 export type NotifyState = string | Record<string, string | number | boolean>;
 
+/** Options of sdNotify and its helpers (the socket path and fds to attach). */
 export interface SdNotifyOptions {
   /** fds to attach (SCM_RIGHTS); they stay yours. Only with FDSTORE=1 does systemd keep them. */
   fds?: readonly FdLike[];

@@ -17,7 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UnixSeqpacket, type OwnedFd } from "../src/index.ts";
 import * as sys from "../src/sys.ts";
-import { bunServe, decodeFrame, encodeFrame, FrameType, requestHandoff, serveHandoff, type HandoffServer } from "../src/handoff/index.ts";
+import { bunServe, requestHandoff, serveHandoff, type HandoffServer } from "../src/handoff/index.ts";
+import { decodeFrame, encodeFrame, FrameType } from "../src/handoff/protocol.ts";
 
 let base = "";
 let n = 0;

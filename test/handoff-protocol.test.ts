@@ -19,13 +19,9 @@ import {
   adoptBunListen,
   adoptNetServer,
   adoptNodeHttp,
-  encodeFrame,
-  decodeFrame,
-  FrameType,
-  MAX_PAYLOAD,
-  HEADER_SIZE,
   type HandoffServer,
 } from "../src/handoff/index.ts";
+import { encodeFrame, decodeFrame, FrameType, MAX_PAYLOAD, HEADER_SIZE } from "../src/handoff/protocol.ts";
 import { fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
 
 /**
@@ -146,7 +142,10 @@ describe("serveHandoff / requestHandoff in one process", () => {
     const ho = track(serveHandoff({ a: s1, b: s2, c: s3, unused: s4 }, { path, requireAdopted: "any" }));
     const h = await requestHandoff({ path });
     expect([...h.listeners.keys()]).toEqual(["a", "b", "c", "unused"]);
+    // refused at compile time too; a JavaScript caller gets the run-time error
+    // @ts-expect-error port is not an option of an adopted socket
     expect(() => adoptBunServe(h.listeners.get("a")!, { port: 8080, fetch: () => new Response() })).toThrow(/option "port" is not allowed/);
+    // @ts-expect-error fd is not an option of an adopted socket
     expect(() => adoptBunServe(h.listeners.get("a")!, { fd: 3, fetch: () => new Response() })).toThrow(/option "fd" is not allowed/);
     expect(() => adoptBunListen(h.listeners.get("a")!, { hostname: "0.0.0.0", socket: {} })).toThrow(/hostname/);
     const bl = adoptBunListen(h.take("a"), { socket: { open(s: any) { s.end("bun-listen\n"); }, data() {} } });

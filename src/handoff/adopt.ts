@@ -22,6 +22,7 @@ import { describeSocket, type ListenerInfo } from "../sockinfo.ts";
 import { ADOPTED, adoptedRegistry, drainSource, socketInode, type AdoptedHandle } from "./sources.ts";
 import { drainListener, nodeHttpAdapter, rawAdapter, trackBunListenHandlers, trackNetServer, type DrainListenerOptions, type DrainReport } from "./drain.ts";
 
+/** What the adopters take: a received listener, or a listening socket you own (consumed by the call). */
 export type ListenerInput = ReceivedListener | OwnedFd | { fd: OwnedFd };
 
 export function adoptError(msg: string): UnixAncillaryError {
@@ -161,6 +162,7 @@ export async function adoptNetServer(input: ListenerInput, server: net.Server = 
 
 // ---- node:http ----------------------------------------------------------------------------------
 
+/** A received listener served by node:http (adoptNodeHttp): the server, its real address, drain and stop. */
 export interface AdoptedNodeHttp {
   readonly [ADOPTED]: AdoptedHandle;
   http: http.Server;

@@ -29,9 +29,11 @@ import { epollSupported, findEpollRegistrations, replaceRegisteredFd } from "./e
 import { adoptError, adoptNodeHttp, connectHost, deferAccepting, inputFd, refuseOptions, urlFor, type ListenerInput } from "./adopt.ts";
 import { deferredStarts } from "./client.ts";
 
+/** Header of adoptBunServe's self-check requests (answered by the library, never by your handler). */
 export const PROBE_HEADER = "x-unix-ancillary-handoff-probe";
 const PROBE_PATH = "/.well-known/unix-ancillary-handoff-probe";
 
+/** Options of adoptBunServe itself (not Bun.serve's). */
 export interface AdoptBunServeOptions {
   /** Self-check budget (default { timeoutMs: 5000, attempts: 64 }); false skips it (not recommended). */
   selfCheck?: false | { timeoutMs?: number; attempts?: number };
@@ -41,36 +43,90 @@ export interface AdoptBunServeOptions {
   warn?: (message: string) => void;
 }
 
-export interface AdoptedBunServe {
+/** What both kinds of AdoptedBunServe share. */
+interface AdoptedBunServeBase {
   readonly [ADOPTED]: AdoptedHandle;
-  /** "bun-serve": Bun.serve serves the received socket. "node-http": the fallback. */
-  readonly kind: "bun-serve" | "node-http";
-  readonly fallback: boolean;
-  /** Why the fallback was taken. */
-  readonly fallbackReason: string | null;
-  /** The Bun.serve server (kind "bun-serve"); its port/url are the ephemeral ones, not the real address. */
-  readonly server: Bun.Server<unknown> | null;
-  /** The node:http server (kind "node-http"). */
-  readonly http: http.Server | null;
   /** The real listening address (the received socket's). */
   readonly address: ListenerInfo;
   readonly url: string;
-  /** Drains (drain.ts): Connection: close during the window, idle connections closed after it, the rest cut at graceMs (default 10 s). */
+  /**
+   * Drains (docs/handoff.md, "drain"): Connection: close on every response, WebSockets 1001 after the
+   * window, idle keep-alive connections left to the client or the server's idleTimeout, whatever is
+   * left cut at graceMs (default 10 s). A number is graceMs.
+   */
   drain(opts?: number | DrainListenerOptions): Promise<DrainReport>;
+  /** Stops serving; `force` cuts open connections at once. The adopted socket is closed. */
   stop(force?: boolean): Promise<void>;
 }
 
+/** Bun.serve serves the received socket. */
+export interface AdoptedByBunServe<WebSocketData = undefined> extends AdoptedBunServeBase {
+  readonly kind: "bun-serve";
+  readonly fallback: false;
+  readonly fallbackReason: null;
+  /** The Bun.serve server. Its own port/url are the private ephemeral ones: use `address`/`url`. */
+  readonly server: Bun.Server<WebSocketData>;
+  readonly http: null;
+}
+
+/** The node:http fallback serves the received socket (with your fetch handler). */
+export interface AdoptedByNodeHttp extends AdoptedBunServeBase {
+  readonly kind: "node-http";
+  readonly fallback: true;
+  /** Why Bun.serve could not adopt the socket. */
+  readonly fallbackReason: string;
+  readonly server: null;
+  readonly http: http.Server;
+}
+
+/** What adoptBunServe resolves to: check `kind` ("bun-serve" → `server`, "node-http" → `http`). */
+export type AdoptedBunServe<WebSocketData = undefined> = AdoptedByBunServe<WebSocketData> | AdoptedByNodeHttp;
+
+/** Bun.serve options adoptBunServe refuses: the address comes from the received socket; no TLS yet. */
+export type RefusedServeOption = "fd" | "port" | "hostname" | "unix" | "reusePort" | "ipv6Only" | "tls";
+
+/**
+ * Bun.serve's own options (Bun.Serve.Options, from bun-types) minus the ones adoptBunServe refuses:
+ * handlers, `routes`, `websocket` (typed by `WebSocketData`), `error`, `development`, `idleTimeout`…
+ * A refused option or an unknown key is a compile error.
+ */
+export type AdoptServeOptions<WebSocketData = undefined, R extends string = string> = Omit<Bun.Serve.HostnamePortServeOptions<WebSocketData>, RefusedServeOption> & {
+  readonly [K in RefusedServeOption]?: never;
+} & (Bun.Serve.FetchOrRoutes<WebSocketData, R> | Bun.Serve.FetchOrRoutesWithWebSocket<WebSocketData, R>);
+
 type FetchHandler = (this: Bun.Server<unknown>, req: Request, server: Bun.Server<unknown>) => Response | Promise<Response>;
 
-const REFUSED = ["fd", "port", "hostname", "unix", "reusePort", "ipv6Only"] as const;
+const REFUSED = ["fd", "port", "hostname", "unix", "reusePort", "ipv6Only"] as const satisfies readonly RefusedServeOption[];
 
 function urlOf(info: ListenerInfo): string {
   if (info.family === "unix") return `http://localhost/ (unix:${info.address})`;
   return `http://${info.family === "ipv6" ? `[${info.address}]` : info.address}:${info.port}/`;
 }
 
-/** Adopts a received listener with Bun.serve (see the module comment). */
-export async function adoptBunServe(input: ListenerInput, serveOptions: Record<string, any> & { fetch?: FetchHandler }, opts: AdoptBunServeOptions = {}): Promise<AdoptedBunServe> {
+/**
+ * Serves a received listening socket with Bun.serve itself (Linux; elsewhere, or when the adoption
+ * cannot be proven, the node:http fallback — see the module comment). Give it what you would give
+ * Bun.serve, minus the address options.
+ *
+ * Ownership: takes `input` (an OwnedFd, number or handoff listener): from the call on it belongs to
+ * the returned server, closed by `stop()`/`drain()`; on a throw it has been closed.
+ * @throws TypeError (ERR_INVALID_ARG_VALUE) for a refused address option (`port`, `fd`, `unix`…)
+ * @throws UnixAncillaryError ERR_UA_PROTOCOL for `tls`, an abstract Unix socket, a closed input, or
+ *   when Bun.serve cannot adopt and `fallback: "throw"` was given or the fallback cannot serve the
+ *   options (routes, websocket)
+ */
+export async function adoptBunServe<WebSocketData = undefined, R extends string = string>(
+  input: ListenerInput,
+  serveOptions: AdoptServeOptions<WebSocketData, R>,
+  opts: AdoptBunServeOptions = {},
+): Promise<AdoptedBunServe<WebSocketData>> {
+  return (await adoptUntyped(input, serveOptions as unknown as UntypedOptions, opts)) as AdoptedBunServe<WebSocketData>;
+}
+
+/** The options as the run-time code reads them (a JavaScript caller may pass anything). */
+type UntypedOptions = Record<string, any> & { fetch?: FetchHandler };
+
+async function adoptUntyped(input: ListenerInput, serveOptions: UntypedOptions, opts: AdoptBunServeOptions): Promise<AdoptedBunServe<unknown>> {
   refuseOptions("adoptBunServe", serveOptions, REFUSED, "the address comes from the received socket (Bun.serve({ fd }) would silently bind :3000 instead)");
   if (serveOptions?.tls !== undefined) {
     throw adoptError("adoptBunServe: tls is not supported on adopted sockets yet (terminate TLS in front, or use adoptNodeHttp with an https-capable setup)");
@@ -81,7 +137,7 @@ export async function adoptBunServe(input: ListenerInput, serveOptions: Record<s
   const userFetch = serveOptions.fetch;
   const canFallBack = typeof userFetch === "function" && serveOptions.routes === undefined && serveOptions.websocket === undefined;
 
-  const fallBack = async (reason: string): Promise<AdoptedBunServe> => {
+  const fallBack = async (reason: string): Promise<AdoptedBunServe<unknown>> => {
     if (opts.fallback === "throw") throw adoptError(`adoptBunServe: Bun.serve could not adopt ${urlOf(info)}: ${reason}`);
     if (!canFallBack) {
       throw adoptError(`adoptBunServe: Bun.serve could not adopt ${urlOf(info)} (${reason}), and the node:http fallback cannot serve ${serveOptions.routes !== undefined ? "routes" : serveOptions.websocket !== undefined ? "websockets" : "without a fetch handler"}`);

@@ -38,6 +38,7 @@ export const HANDOFF_FD_ENV = "UA_HANDOFF_FD";
 /** Environment variable naming a control socket path (optional convention). */
 export const HANDOFF_PATH_ENV = "UA_HANDOFF_PATH";
 
+/** One listening socket received in a handoff, with what the kernel says it is. */
 export interface ReceivedListener {
   name: string;
   /** The listening socket, owned by whoever holds this object until an adopter takes it. */
@@ -48,6 +49,7 @@ export interface ReceivedListener {
   type: ListenerType;
 }
 
+/** Options of requestHandoff (all optional: a spawned successor needs none). */
 export interface RequestHandoffOptions {
   /** Control socket path of the running process. */
   path?: string;
@@ -62,6 +64,7 @@ export interface RequestHandoffOptions {
   signal?: AbortSignal;
 }
 
+/** What Handoff.ready() resolves with: whether the old process confirmed the commit. */
 export interface ReadyResult {
   /** true: the old side confirmed (done frame) and stops accepting. false: it vanished without a word (crash) — we are the only server now. */
   confirmed: boolean;
@@ -86,6 +89,13 @@ function takeInheritedFd(): OwnedFd | null {
   return adopt(n);
 }
 
+/**
+ * The new side of a handoff (what requestHandoff resolves with): the offered listeners, to `take()`
+ * and adopt, then `ready()` to commit.
+ *
+ * Ownership: every received listening socket is an OwnedFd held here until `take(name)` hands it to
+ * you (or an adopter); `close()`/disposal closes the control channel and every listener not taken.
+ */
 export class Handoff implements AsyncDisposable, Disposable {
   readonly #chan: Channel;
   readonly #listeners: Map<string, ReceivedListener>;

@@ -38,6 +38,7 @@ export interface DrainConnection {
   shutdown(): void;
 }
 
+/** Options of the drain loop (drainListener, drainSource, HandoffServer.drain, the pool). */
 export interface DrainListenerOptions {
   /** Hard limit: in-flight work may run until then, then everything left is cut (default 10 000 ms). */
   graceMs?: number;
@@ -49,6 +50,7 @@ export interface DrainListenerOptions {
   pollMs?: number;
 }
 
+/** What one drain did: whether it had to cut anything, how long it took, what it closed. */
 export interface DrainReport {
   kind: string;
   /** Something was still open at graceMs and was cut. */

@@ -21,6 +21,10 @@
 import { socketInode } from "./sources.ts";
 import { epollDel, epollReAdd, epollSupported, findEpollRegistrations, type EpollRegistration } from "./epoll.ts";
 
+/**
+ * Stops and resumes accepting on one listening fd that Bun's event loop watches, without closing it
+ * (see the module comment). Owns no fd.
+ */
 export class AcceptGate {
   readonly fd: number;
   readonly #inode: string | null;

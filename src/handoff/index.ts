@@ -23,7 +23,7 @@ export { type HandoffSource, drainBunServer, drainSource } from "./sources.ts";
 export { drainListener, bunServe, connectionFds, hasUnreadInput, type DrainAdapter, type DrainConnection, type DrainListenerOptions, type DrainReport } from "./drain.ts";
 export { AcceptGate } from "./gate.ts";
 export { describeSocket, listeningSockets, type ListenerInfo, type ListenerFamily, type ListenerType } from "../sockinfo.ts";
-export { PROTOCOL_VERSION, MAX_PAYLOAD, MAX_FDS, HEADER_SIZE, MAGIC, FrameType, encodeFrame, decodeFrame } from "./protocol.ts";
+export { PROTOCOL_VERSION } from "./protocol.ts";
 export {
   listenFds,
   sdNotify,

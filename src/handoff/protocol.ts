@@ -33,6 +33,7 @@ import { UnixAncillaryError } from "../errors.ts";
 import { MAX_FD_NAME, validFdName } from "../systemd.ts";
 import type { ListenerFamily, ListenerType } from "../sockinfo.ts";
 
+/** The handoff wire protocol version; both sides must speak the same (docs/handoff.md, "Wire protocol"). */
 export const PROTOCOL_VERSION = 2;
 export const MAGIC = 0x5541484f;
 export const HEADER_SIZE = 16;

@@ -39,6 +39,7 @@ import { forgetFd, waitReadable } from "./wait.ts";
 import { checkPeer, type PeerPolicy } from "./policy.ts";
 import { spawnWith, type SpawnOptions, type SpawnResult } from "./spawn.ts";
 
+/** Options of serveHandoff (all optional). */
 export interface ServeHandoffOptions {
   /** Control socket path. Its directory is created 0700 if missing and must not be group/other accessible; the socket is 0600. */
   path?: string;
@@ -58,12 +59,14 @@ export interface ServeHandoffOptions {
   idlePollMs?: number;
 }
 
+/** The process asking to take over, as the kernel identifies it (SO_PEERCRED). */
 export interface UpgradePeer {
   pid: number | null;
   uid: number;
   gid: number;
 }
 
+/** What `upgraded` resolves with once the successor committed (it serves; this process no longer accepts). */
 export interface UpgradeResult {
   /** The successor's pid (from SO_PEERCRED, else its hello). */
   pid: number;
@@ -78,8 +81,10 @@ export interface UpgradeResult {
   stoppedAcceptingAt: number;
 }
 
+/** Where a HandoffServer is: waiting, mid-attempt, handed over, or closed. */
 export type HandoffState = "idle" | "upgrading" | "upgraded" | "closed";
 
+/** Options of HandoffServer.drain(): the drain loop's (docs/handoff.md, "drain") plus the hard limits and exit. */
 export interface DrainOptions extends Omit<DrainListenerOptions, "graceMs"> {
   /** Hard limit per server: in-flight requests may finish until then, the rest is cut (default 10 000 ms). */
   graceMs?: number;
@@ -117,6 +122,14 @@ export function defaultControlPath(name = "app"): string {
   return join(base, `${name}.handoff.sock`);
 }
 
+/**
+ * The old side of a handoff (what serveHandoff returns): waits on a control socket for a successor,
+ * offers it the listening sockets, and after the commit tells you through `upgraded`; then `drain()`.
+ * One attempt at a time (a second upgrader gets ERR_UA_BUSY); a failed attempt leaves it serving.
+ *
+ * Ownership: the sources you pass stay yours until `drain()` stops them; the fds it sends are dups
+ * closed after each attempt; `close()` (or `using`) closes the control socket and removes its file.
+ */
 export class HandoffServer implements Disposable {
   readonly #sources: Map<string, HandoffSource>;
   readonly #opts: ServeHandoffOptions;

@@ -12,6 +12,7 @@ import { UnixAncillaryError } from "../errors.ts";
 import type { UpgradeResult } from "./server.ts";
 import { HANDOFF_FD_ENV } from "./client.ts";
 
+/** How HandoffServer.spawn / spawnSuccessor start the successor (environment, cwd, stdio, time limit). */
 export interface SpawnOptions {
   /** Extra environment for the child (merged over process.env). */
   env?: Record<string, string | undefined>;
@@ -23,6 +24,10 @@ export interface SpawnOptions {
   stderr?: "inherit" | "ignore" | "pipe";
 }
 
+/**
+ * How a spawned successor ended: `ok` with its pid and the UpgradeResult (it serves now), or the error
+ * (it was killed; this process keeps serving).
+ */
 export type SpawnResult =
   | { ok: true; child: Subprocess; pid: number; result: UpgradeResult; latencyMs: number }
   | { ok: false; child: Subprocess | null; error: Error; latencyMs: number };

@@ -20,6 +20,7 @@ export type ListenSpec =
   | { name?: string; path: string; backlog?: number }
   | { name?: string; fd: OwnedFd | number };
 
+/** One listening socket of the pool: its name, the fd the pool owns, and what it is. */
 export interface PoolListener {
   name: string;
   fd: OwnedFd;

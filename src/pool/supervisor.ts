@@ -33,8 +33,10 @@ import type { SpawnOptions } from "../handoff/spawn.ts";
 import { isHandoffChild, requestHandoff, type Handoff } from "../handoff/client.ts";
 import { listenFds, sdNotify, sdNotifyFdStore } from "../systemd.ts";
 
+/** A worker's lifecycle: starting → ready → draining → exited. */
 export type WorkerState = "starting" | "ready" | "draining" | "exited";
 
+/** One worker in a PoolStatus: pid, slot, generation, state, restarts, accepted connections, requests. */
 export interface WorkerInfo {
   id: number;
   slot: number;
@@ -49,6 +51,7 @@ export interface WorkerInfo {
   startedAt: number;
 }
 
+/** A snapshot of the pool (status(), statusAsync(), the control socket's status query). */
 export interface PoolStatus {
   pid: number;
   generation: number;
@@ -59,6 +62,7 @@ export interface PoolStatus {
   listeners: Array<{ name: string; family: string; address: string; port: number }>;
 }
 
+/** Options of startPool: the script, worker count, listeners, rollout and crash-loop limits. */
 export interface PoolOptions {
   /** The worker's command after `process.execPath` (e.g. "app.ts" or ["app.ts", "--flag"]). */
   script: string | string[];
@@ -120,6 +124,7 @@ export class PoolError extends UnixAncillaryError {
   }
 }
 
+/** What reload() resolves with. */
 export interface ReloadReport {
   replaced: number;
   /** Milliseconds from the call to the last old worker's exit. */
@@ -163,6 +168,13 @@ interface Slot {
 }
 
 
+/**
+ * A running pool (what startPool resolves with): N workers of your script on shared listening
+ * sockets; reload() rolls them, upgrade() replaces this supervisor, close() drains and stops all.
+ *
+ * Ownership: the pool owns the listening sockets (closed by close()) and every worker's control
+ * channel (closed when that worker exits); fds you passed as `{ fd }` were duplicated and stay yours.
+ */
 export class Pool extends EventEmitter {
   readonly sockets: readonly PoolListener[];
   readonly #opts: PoolOptions;

@@ -33,10 +33,12 @@ import { PoolChannel, type Message } from "./channel.ts";
 
 /** Environment variable naming the worker's inherited channel fd. */
 export const POOL_FD_ENV = "UA_POOL_FD";
+/** Environment variable a worker is started with: its worker id (unique per pool, e.g. for log names). */
 export const POOL_WORKER_ENV = "UA_POOL_WORKER";
 
 type DeferredStart = () => void | Promise<void>;
 
+/** Options of joinPool. */
 export interface JoinPoolOptions {
   /** Time to receive the supervisor's hello (default 30 000 ms). */
   timeoutMs?: number;
@@ -48,6 +50,7 @@ export interface JoinPoolOptions {
   exitAfterDrain?: boolean;
 }
 
+/** Counters a worker reports to the supervisor: accepted connections and handled requests. */
 export interface WorkerStats {
   pid: number;
   requests: number;
@@ -55,10 +58,18 @@ export interface WorkerStats {
   accepted: number;
 }
 
+/** Whether this process was started by a pool supervisor (it has the pool's control fd). */
 export function isPoolWorker(): boolean {
   return process.env[POOL_FD_ENV] !== undefined;
 }
 
+/**
+ * This process's membership in a pool (what joinPool resolves with): the listening sockets to serve
+ * (serve(), take()), ready() once serving, and the drain the supervisor triggers.
+ *
+ * Ownership: the received listening sockets are held here until serve()/take() hands them to an
+ * adopter; the control channel is closed when the worker exits.
+ */
 export class PoolWorker {
   readonly id: number;
   readonly slot: number;
