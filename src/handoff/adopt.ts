@@ -11,8 +11,9 @@
  * its AcceptGate is paused, and Handoff.ready() resumes it after the old side's done frame. Given a
  * bare OwnedFd, the server accepts at once.
  */
-import * as net from "node:net";
-import * as http from "node:http";
+import type * as net from "node:net";
+import type * as http from "node:http";
+import { isHttpServer, isNetServer, nodeHttp, nodeNet } from "./node-modules.ts";
 import { OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError } from "../errors.ts";
 import * as sys from "../sys.ts";
@@ -123,8 +124,8 @@ export function adoptBunListen<T = undefined>(input: ListenerInput, options: { s
 // ---- node:net -----------------------------------------------------------------------------------
 
 /** net.Server.listen({ fd }) (works on Bun 1.4.5), then checks server.address() against the received socket. */
-export async function adoptNetServer(input: ListenerInput, server: net.Server = net.createServer()): Promise<net.Server> {
-  if (!(server instanceof net.Server) || server instanceof http.Server) {
+export async function adoptNetServer(input: ListenerInput, server: net.Server = nodeNet().createServer()): Promise<net.Server> {
+  if (!isNetServer(server) || isHttpServer(server)) {
     throw new TypeError("adoptNetServer: expected a net.Server (for http.Server use adoptNodeHttp: http.Server.listen({ fd }) binds a random port on Bun)");
   }
   if (server.listening) throw adoptError("adoptNetServer: the server is already listening");
@@ -181,9 +182,9 @@ export interface AdoptedNodeHttp {
  * silently listens on a random port.
  */
 export async function adoptNodeHttp(input: ListenerInput, server: http.Server | http.RequestListener): Promise<AdoptedNodeHttp> {
-  const httpServer = server instanceof http.Server ? server : http.createServer(server);
+  const httpServer = isHttpServer(server) ? server : nodeHttp().createServer(server as http.RequestListener);
   if (httpServer.listening) throw adoptError("adoptNodeHttp: the http.Server is already listening");
-  const netServer = net.createServer((sock) => httpServer.emit("connection", sock));
+  const netServer = nodeNet().createServer((sock) => httpServer.emit("connection", sock));
   const info = inputFd(input, "adoptNodeHttp").info;
   await adoptNetServer(input, netServer);
   const netHandle = adoptedRegistry.get(netServer)!;

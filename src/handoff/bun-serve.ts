@@ -17,9 +17,8 @@
  *
  * Bun.serve's own `port`/`url` keep reporting the ephemeral port: use the result's `address`/`url`.
  */
-import * as http from "node:http";
-import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
+import type * as http from "node:http";
+import type { Readable as NodeReadable } from "node:stream";
 import { abi } from "../platform/index.ts";
 import * as sys from "../sys.ts";
 import { ADOPTED, adoptedRegistry, socketInode, type AdoptedHandle } from "./sources.ts";
@@ -160,7 +159,7 @@ async function adoptUntyped(input: ListenerInput, serveOptions: UntypedOptions, 
 
   if (!epollSupported()) return fallBack(`epoll re-registration is Linux-only (this is ${abi.os})`);
 
-  const token = randomBytes(16).toString("hex");
+  const token = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
   const probe = () => new Response(null, { status: 204, headers: { [PROBE_HEADER]: token } });
   const options: Record<string, any> = { ...serveOptions, port: 0, hostname: "127.0.0.1" };
   if (typeof userFetch === "function") {
@@ -283,6 +282,12 @@ async function selfCheck(info: ListenerInfo, token: string, timeoutMs: number, a
   return { ok: false, reason: `${attempts} probes within ${timeoutMs} ms never reached this server (last: ${last})` };
 }
 
+/** node:stream on first use (the fallback only): loading it costs milliseconds of start-up. */
+let readableClass: typeof NodeReadable | null = null;
+function readable(): typeof NodeReadable {
+  return (readableClass ??= (require("node:stream") as typeof import("node:stream")).Readable);
+}
+
 /** node:http request listener driving a fetch-style handler (for the fallback). */
 export function nodeBridge(fetchHandler: FetchHandler, errorHandler?: (e: Error) => Response | Promise<Response>): http.RequestListener {
   const pseudoServer = {} as Bun.Server<unknown>;
@@ -300,7 +305,7 @@ export function nodeBridge(fetchHandler: FetchHandler, errorHandler?: (e: Error)
       const request = new Request(url, {
         method: req.method,
         headers,
-        body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream) : undefined,
+        body: hasBody ? (readable().toWeb(req) as unknown as ReadableStream) : undefined,
         duplex: hasBody ? "half" : undefined,
       } as RequestInit);
       let response: Response;

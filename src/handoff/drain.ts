@@ -18,8 +18,8 @@
  * Ownership: nothing here opens fds; connection fds are only inspected (poll, getsockname), and
  * servers close their own connections and listening fd.
  */
-import * as net from "node:net";
-import * as http from "node:http";
+import type * as net from "node:net";
+import type * as http from "node:http";
 import { K } from "../platform/index.ts";
 import * as sys from "../sys.ts";
 import { describeSocket, openFdNumbers, type ListenerInfo } from "../sockinfo.ts";

@@ -29,8 +29,7 @@ import { Channel, PeerClosedError } from "./channel.ts";
 import { FrameType, MAX_FDS, protocolError, validName, type OfferedListener } from "./protocol.ts";
 import { drainSource, resolveSource, type HandoffSource } from "./sources.ts";
 import { markDraining, trackNetServer, isWrappedBunServe } from "./drain.ts";
-import * as net from "node:net";
-import * as http from "node:http";
+import { isHttpServer, isNetServer } from "./node-modules.ts";
 import { AcceptGate, pauseGates, resumeGates } from "./gate.ts";
 import { intOption, oneOf, MAX_TIMEOUT_MS } from "./validate.ts";
 import type { DrainReport, DrainListenerOptions } from "./drain.ts";
@@ -158,7 +157,7 @@ export class HandoffServer implements Disposable {
     for (const [name, src] of entries) {
       if (!validName(name)) throw new TypeError(`serveHandoff: invalid listener name ${JSON.stringify(name)} (1-255 printable ASCII characters, no ':' or spaces)`);
       resolveSource(name, src); // fail early on something we cannot find
-      if (src instanceof net.Server && !(src instanceof http.Server)) trackNetServer(src);
+      if (isNetServer(src) && !isHttpServer(src)) trackNetServer(src);
       const s = src as { fetch?: unknown; pendingRequests?: unknown };
       if (typeof s?.fetch === "function" && "pendingRequests" in s && !isWrappedBunServe(s) && !warnedUnwrapped) {
         warnedUnwrapped = true;

@@ -4,8 +4,9 @@
  * stopping them gracefully after a successful handoff.
  */
 import { readlinkSync } from "node:fs";
-import * as net from "node:net";
-import * as http from "node:http";
+import type * as net from "node:net";
+import type * as http from "node:http";
+import { isHttpServer, isNetServer } from "./node-modules.ts";
 import { OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError } from "../errors.ts";
 import { describeSocket, findListenerByPath, findListenerByPort, type ListenerInfo, type ProbedListener } from "../sockinfo.ts";
@@ -91,7 +92,7 @@ function isBunServer(x: any): boolean {
   return typeof x === "object" && x !== null && typeof x.fetch === "function" && typeof x.stop === "function" && "pendingRequests" in x;
 }
 function isBunListener(x: any): boolean {
-  return typeof x === "object" && x !== null && typeof x.stop === "function" && typeof x.reload === "function" && !isBunServer(x) && !(x instanceof net.Server);
+  return typeof x === "object" && x !== null && typeof x.stop === "function" && typeof x.reload === "function" && !isBunServer(x) && !isNetServer(x);
 }
 
 /** Finds the listening fd behind `src` right now. Throws a clear error if it cannot be found. */
@@ -117,7 +118,7 @@ export function resolveSource(name: string, src: HandoffSource): ResolvedSource 
       }
       return byPort(name, "Bun.serve server", s.port, s.hostname);
     }
-    if (s instanceof http.Server || s instanceof net.Server) {
+    if (isHttpServer(s) || isNetServer(s)) {
       const handleFd = (s as any)._handle?.fd;
       if (typeof handleFd === "number" && handleFd >= 0) return fromFd(name, handleFd);
       const a = s.address();
@@ -127,7 +128,7 @@ export function resolveSource(name: string, src: HandoffSource): ResolvedSource 
         if (found.length !== 1) throw errorFor(name, `cannot find the listening socket for ${a}`);
         return { fd: found[0]!.fd, info: strip(found[0]!) };
       }
-      return byPort(name, s instanceof http.Server ? "http.Server" : "net.Server", a.port, a.address);
+      return byPort(name, isHttpServer(s) ? "http.Server" : "net.Server", a.port, a.address);
     }
     if (isBunListener(s)) {
       if (typeof s.fd === "number" && s.fd >= 0) return fromFd(name, s.fd);
@@ -154,8 +155,8 @@ export function adapterFor(src: HandoffSource): DrainAdapter | null {
     // already stopped: nothing to inspect
   }
   if (isBunServer(s)) return bunServeAdapter(s, info);
-  if (s instanceof http.Server) return nodeHttpAdapter(s, s, info);
-  if (s instanceof net.Server) {
+  if (isHttpServer(s)) return nodeHttpAdapter(s, s, info);
+  if (isNetServer(s)) {
     return rawAdapter("net.Server", s, info, async () => {
       s.close();
       return true;

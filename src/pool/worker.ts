@@ -17,8 +17,9 @@
  * takes them (the adopted server closes them); those no adopter took are closed by ready(). The
  * channel is owned here and closed at exit.
  */
-import * as net from "node:net";
-import * as http from "node:http";
+import type * as net from "node:net";
+import type * as http from "node:http";
+import { isHttpServer, nodeHttp, nodeNet } from "../handoff/node-modules.ts";
 import { UnixSeqpacket } from "../socket.ts";
 import { OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError } from "../errors.ts";
@@ -205,7 +206,7 @@ export class PoolWorker {
   }
 
   /** net.Server on a pool listener. */
-  async netServer(server: net.Server = net.createServer(), name = "http"): Promise<net.Server> {
+  async netServer(server: net.Server = nodeNet().createServer(), name = "http"): Promise<net.Server> {
     server.on("connection", () => this.#accepted++);
     await adoptNetServer(this.take(name), server);
     this.#track(server);
@@ -214,7 +215,7 @@ export class PoolWorker {
 
   /** node:http on a pool listener. */
   async nodeHttp(server: http.Server | http.RequestListener, name = "http"): Promise<AdoptedNodeHttp> {
-    const s = server instanceof http.Server ? server : http.createServer(server);
+    const s = isHttpServer(server) ? server : nodeHttp().createServer(server as http.RequestListener);
     s.on("connection", () => this.#accepted++);
     s.on("request", () => this.#requests++);
     const app = await adoptNodeHttp(this.take(name), s);
