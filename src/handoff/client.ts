@@ -12,6 +12,11 @@
  * A successor that dies before that has accepted nothing, so it costs no connection.
  *
  * Every fd received and not taken (take(), or an adopter) is closed by ready(), abort() or dispose.
+ *
+ * Peer check: SO_PEERCRED against peerPolicy; where SO_PEERPIDFD works (Linux >= 6.5) the old side's
+ * pidfd pins who that pid is while the policy runs (policy.ts), so oldPid names a live process, not a
+ * reused number. That pidfd is owned here only for the check and closed before requestHandoff returns
+ * or throws.
  */
 import { UnixSeqpacket } from "../socket.ts";
 import { OwnedFd, closeAll, adopt } from "../owned-fd.ts";
@@ -22,7 +27,7 @@ import { K } from "../platform/index.ts";
 import { Channel, PeerClosedError } from "./channel.ts";
 import { FrameType, protocolError, type OfferedListener } from "./protocol.ts";
 import { describeSocket, type ListenerFamily, type ListenerType } from "../sockinfo.ts";
-import { checkPeer, type PeerPolicy } from "./policy.ts";
+import { checkPeer, pinPeer, verifyPeer, type PeerPolicy } from "./policy.ts";
 import { intOption, MAX_TIMEOUT_MS } from "./validate.ts";
 
 /** A start routine an adopter registers for a listener of a handoff that has not committed yet. */
@@ -103,7 +108,7 @@ export class Handoff implements AsyncDisposable, Disposable {
   readonly #timeoutMs: number;
   readonly #starts: DeferredStart[] = [];
   #done = false;
-  /** The old process's pid (SO_PEERCRED). */
+  /** The old process's pid (SO_PEERCRED; where SO_PEERPIDFD works, checked to be alive and to be that process when requestHandoff connected). */
   readonly oldPid: number;
   /** How long the old side waits for ready() from the moment it accepted us (ms), if it said so. */
   readonly oldTimeoutMs: number | null;
@@ -264,7 +269,15 @@ export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<
   const received: OwnedFd[] = [];
   try {
     const cred = peerCredentials(sock);
-    checkPeer(opts.peerPolicy, cred, "old side");
+    // The old side's pidfd (SO_PEERPIDFD; null where unsupported, or when we created the socketpair):
+    // the process the policy judges by its pid must still be the one that created the control socket.
+    const pidfd = pinPeer(sock, cred, "old side");
+    try {
+      checkPeer(opts.peerPolicy, cred, "old side");
+      verifyPeer(pidfd, cred, "old side");
+    } finally {
+      pidfd?.close();
+    }
     chan.send(FrameType.Hello, opts.want ? { pid: process.pid, want: opts.want } : { pid: process.pid });
     const offer = await chan.recv(deadline, "the offer", opts.signal, FrameType.Offer);
     received.push(...offer.fds);

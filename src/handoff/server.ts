@@ -14,9 +14,15 @@
  * side serving as before (no fd leaked) and ready for the next attempt. One upgrade at a time: a
  * second upgrader gets an abort frame (ERR_UA_BUSY).
  *
+ * Peer check: SO_PEERCRED against peerPolicy; where SO_PEERPIDFD works (Linux >= 6.5) the upgrader's
+ * pidfd is also taken at accept time and the upgrader must still be alive, with the pid the policy saw,
+ * after the policy and right before the offer (policy.ts): a pid that exited and was reused cannot pass.
+ *
  * Ownership: the offered listeners stay the caller's (their fds are sent, never closed here); the
  * control listener and each upgrader connection are owned here and closed on every path; fds an
- * upgrader sends (it never should) are closed by Channel.recv.
+ * upgrader sends (it never should) are closed by Channel.recv. The upgrader's pidfd (UpgradePeer.pidfd)
+ * is owned here and closed when the attempt ends, on every path (commit, refusal, error, a throwing
+ * or timed-out onUpgrade), after onFailure returns; onUpgrade/onFailure only borrow it.
  */
 import { mkdirSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
@@ -35,7 +41,7 @@ import { intOption, oneOf, MAX_TIMEOUT_MS } from "./validate.ts";
 import type { DrainReport, DrainListenerOptions } from "./drain.ts";
 let warnedUnwrapped = false;
 import { forgetFd, waitReadable } from "./wait.ts";
-import { checkPeer, type PeerPolicy } from "./policy.ts";
+import { checkPeer, pinPeer, verifyPeer, type PeerPolicy } from "./policy.ts";
 import { spawnWith, type SpawnOptions, type SpawnResult } from "./spawn.ts";
 
 /** Options of serveHandoff (all optional). */
@@ -63,6 +69,14 @@ export interface UpgradePeer {
   pid: number | null;
   uid: number;
   gid: number;
+  /**
+   * The upgrader's pidfd (SO_PEERPIDFD, taken when it was accepted), or null: before Linux 6.5, off
+   * Linux, and in spawn mode (the socketpair's SO_PEERPIDFD names this process). Borrowed: valid while
+   * onUpgrade runs (until it settles or the attempt's deadline passes) and during onFailure; the
+   * server closes it when the attempt ends. Do not close or release it (the check before the offer
+   * would then refuse the upgrade); dup() it to keep one.
+   */
+  pidfd: OwnedFd | null;
 }
 
 /** What `upgraded` resolves with once the successor committed (it serves; this process no longer accepts). */
@@ -283,6 +297,7 @@ export class HandoffServer implements Disposable {
     const started = performance.now();
     const deadline = started + this.#timeoutMs;
     let peer: UpgradePeer | null = null;
+    let pidfd: OwnedFd | null = null;
     let peerAborted = false;
     let gates: AcceptGate[] = [];
     try {
@@ -292,8 +307,12 @@ export class HandoffServer implements Disposable {
       } catch (e) {
         throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `cannot read the upgrader's credentials: ${(e as Error).message}`);
       }
-      peer = { pid: cred.pid, uid: cred.uid, gid: cred.gid };
+      peer = { pid: cred.pid, uid: cred.uid, gid: cred.gid, pidfd: null };
+      pidfd = pinPeer(chan.sock, cred, "upgrader");
+      peer.pidfd = pidfd;
       checkPeer(this.#opts.peerPolicy, cred, "upgrader");
+      // the process the policy judged by its pid is still the one that connected
+      verifyPeer(pidfd, cred, "upgrader");
 
       const hello = await chan.recv(deadline, "the upgrader's hello");
       if (hello.type === FrameType.Abort) {
@@ -303,7 +322,16 @@ export class HandoffServer implements Disposable {
       if (hello.type !== FrameType.Hello) throw protocolError(`expected hello, got frame type ${hello.type}`);
       // On a socketpair we created (spawn mode) SO_PEERCRED names us, the creator: the successor is
       // trusted because we spawned it, and its pid can only come from its hello.
-      if (cred.pid === process.pid && Number.isInteger(hello.payload.pid)) peer = { ...peer, pid: hello.payload.pid as number };
+      if (cred.pid === process.pid && Number.isInteger(hello.payload.pid)) {
+        peer = { ...peer, pid: hello.payload.pid as number };
+        if (peer.pid !== process.pid) {
+          // ...and the pidfd names us too, not the successor: none then (the liveness check with it
+          // would only ever see this process alive).
+          pidfd?.close();
+          pidfd = null;
+          peer.pidfd = null;
+        }
+      }
       if (this.#opts.onUpgrade) {
         // The callback runs under the attempt's deadline: a slow or never-settling one aborts the
         // attempt and frees the slot (it cannot hold the server in "upgrading" forever).
@@ -323,6 +351,8 @@ export class HandoffServer implements Disposable {
         offered.push({ name, family, address, port, type });
         fds.push(r.fd);
       }
+      // Last check before any fd leaves: the upgrader is still alive and still has that pid.
+      verifyPeer(pidfd, cred, "upgrader");
       gates = fds.map((fd) => new AcceptGate(fd));
       chan.send(FrameType.Offer, { pid: process.pid, listeners: offered, timeoutMs: Math.max(0, Math.round(deadline - performance.now())) }, fds);
 
@@ -380,6 +410,8 @@ export class HandoffServer implements Disposable {
       if (this.#state === "upgrading") this.#state = "idle";
       this.#fail(err, peer);
       return { ok: false, error: err };
+    } finally {
+      pidfd?.close();
     }
   }
 
