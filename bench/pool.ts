@@ -1,6 +1,6 @@
 /**
  * Pool vs reusePort, same run (loopback):
- *   bun bench/pool.ts [seconds=5] [restarts=10]
+ *   bun bench/pool.ts [seconds=5] [restarts=10] [rounds=2]
  *
  * 1. Throughput + p99 (wrk -t2 -c32 --latency, keep-alive; the non-retrying client if wrk is
  *    missing), interleaved rounds: a single Bun.serve process, 2 reusePort Bun.serve processes,
@@ -75,7 +75,8 @@ function spread(r: HttpLoadReport): string {
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 5);
   const restarts = Number(process.argv[3] ?? 10);
-  console.log(`pool bench: ${hasWrk ? "wrk -t2 -c32" : "non-retrying client, 32 keep-alive connections"}, ${seconds} s per round, 2 rounds each, interleaved`);
+  const rounds = Number(process.argv[4] ?? 2);
+  console.log(`pool bench: ${hasWrk ? "wrk -t2 -c32" : "non-retrying client, 32 keep-alive connections"}, ${seconds} s per round, ${rounds} rounds each, interleaved (order reversed every other round)`);
   const configs: Array<{ name: string; start: () => Promise<{ port: number; stop: () => Promise<void> }> }> = [
     { name: "single Bun.serve", start: async () => { const port = await freePort(); const b = await baseline(port, false); return { port, stop: b.stop }; } },
     { name: "2 reusePort processes", start: async () => { const port = await freePort(); const a = await baseline(port, true), b = await baseline(port, true); return { port, stop: async () => { await a.stop(); await b.stop(); } }; } },
@@ -84,8 +85,8 @@ async function main(): Promise<void> {
     { name: "pool, 2 w., reuseport", start: async () => { const p = await startPool({ script: APP, workers: 2, listen: [{ port: 0 }], balance: "reuseport", drain: { windowMs: 200 } }); return { port: p.sockets[0]!.info.port, stop: () => p.close() }; } },
   ];
   const results = new Map<string, { rps: number[]; p99: number[] }>();
-  for (let round = 0; round < 2; round++) {
-    for (const c of round === 0 ? configs : [...configs].reverse()) {
+  for (let round = 0; round < rounds; round++) {
+    for (const c of round % 2 === 0 ? configs : [...configs].reverse()) {
       const s = await c.start();
       await measure(s.port, 1); // warm-up
       const m = await measure(s.port, seconds);
@@ -97,10 +98,13 @@ async function main(): Promise<void> {
     }
   }
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const base = results.get("2 reusePort processes")!;
-  console.log("\nthroughput and p99 (keep-alive):");
+  console.log("\nthroughput and p99 (keep-alive); ratios: median over rounds of the round's ratio to reusePort-2:");
   for (const [name, r] of results) {
-    console.log(`  ${name.padEnd(24)} ${avg(r.rps).toFixed(0).padStart(8)} req/s (${(avg(r.rps) / avg(base.rps)).toFixed(2)}x reusePort-2)   p99 ${avg(r.p99).toFixed(2)} ms (${(avg(r.p99) / avg(base.p99)).toFixed(2)}x)`);
+    const rpsRatio = median(r.rps.map((x, i) => x / base.rps[i]!));
+    const p99Ratio = median(r.p99.map((x, i) => x / base.p99[i]!));
+    console.log(`  ${name.padEnd(24)} ${avg(r.rps).toFixed(0).padStart(8)} req/s (${rpsRatio.toFixed(2)}x reusePort-2)   p99 ${avg(r.p99).toFixed(2)} ms (${p99Ratio.toFixed(2)}x)`);
   }
 
   // accept spread over new connections
