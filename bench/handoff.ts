@@ -23,11 +23,23 @@ try {
   await chain.start();
   const load = httpLoad({ port: chain.port, keepalive: 16, fresh: 8 });
   const inner: number[] = [], outer: number[] = [], fds: number[] = [], kinds: Record<string, number> = {};
+  const phases: Record<string, number[]> = {};
   const commits = new Map<number, number>();
   const t0 = performance.now();
   for (let i = 0; i < COUNT; i++) {
     await Bun.sleep(50);
-    const { ready, handedOff, wallMs } = await chain.handoff();
+    const { ready, handedOff, wallMs, sighupAt } = await chain.handoff();
+    const ph = ready.phases as { appStart: number; requested: number; offer: number; adopted: number; committed: number; timeOrigin: number } | undefined;
+    if (ph) {
+      const add = (k: string, v: number) => (phases[k] ??= []).push(v);
+      add("1 SIGHUP -> successor process started (old side: signal, spawn)", ph.timeOrigin - sighupAt);
+      add("2 process start -> app code runs (Bun start-up, imports)", ph.appStart);
+      add("3 app code -> requestHandoff called (app's own start-up)", ph.requested - ph.appStart);
+      add("4 requestHandoff: connect, peer checks, hello -> offer with the fds", ph.offer - ph.requested);
+      add("5 adopt (Bun.serve + epoll re-registration + self-check)", ph.adopted - ph.offer);
+      add("6 ready() -> commit confirmed (done, serving)", ph.committed - ph.adopted);
+      add("= total, SIGHUP -> committed", ph.timeOrigin + ph.committed - sighupAt);
+    }
     inner.push(handedOff.latencyMs as number);
     outer.push(wallMs);
     fds.push(ready.fds as number);
@@ -48,6 +60,8 @@ try {
   console.log(`requests (16 keep-alive GET+POST + 8 new-connection workers, non-retrying): ${formatLoad(r)}`);
   console.log(`handoff latency, old side (upgrader accepted -> serving = commit): ${fmt(inner)}`);
   console.log(`handoff latency, outside (SIGHUP -> successor ready event, spawn included): ${fmt(outer)}`);
+  console.log("handoff phases (successor's marks against the SIGHUP time; medians and p95):");
+  for (const [k, v] of Object.entries(phases)) console.log(`  ${k.padEnd(70)} p50 ${pct(v, 50).toFixed(1).padStart(6)} ms   p95 ${pct(v, 95).toFixed(1).padStart(6)} ms`);
   console.log(`commit -> old process exit (drain window 1000 ms included): ${fmt(exits)} (${exits.length}/${commits.size} exits seen)`);
   console.log(`fd count per generation (excl. client connections): min ${Math.min(...fds)}, max ${Math.max(...fds)} (${new Set(fds).size === 1 ? "stable" : "VARIES"})`);
   fresh = new AppChain({});

@@ -25,8 +25,9 @@
  * Every event is one JSON line on stdout: listening, ready, handed-off, handoff-failed, exit.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import * as net from "node:net";
-import * as http from "node:http";
+// Types only: node:net / node:http are loaded by the SERVER=net / node-http modes that use them
+// (loading them costs a successor ~20 ms of start-up: docs/startup.md).
+import type * as net from "node:net";
 import {
   adoptBunServe,
   adoptNodeHttp,
@@ -132,7 +133,9 @@ if (isHandoffChild() || process.env.REQUEST_PATH) {
     await Bun.sleep(20);
     die();
   }
+  const tRequest = performance.now();
   const ho = await requestHandoff(process.env.REQUEST_PATH ? { path: process.env.REQUEST_PATH } : {});
+  const tOffer = performance.now();
   if (fault === "kill-after-offer") die();
   if (fault === "abort") {
     ho.abort("fault injection: abort");
@@ -143,7 +146,7 @@ if (isHandoffChild() || process.env.REQUEST_PATH) {
   port = l.port;
   const adopt = process.env.ADOPT ?? process.env.SERVER ?? "bun-serve";
   if (adopt === "net") {
-    server = await adoptNetServer(l, net.createServer(rawHttp));
+    server = await adoptNetServer(l, (await import("node:net")).createServer(rawHttp));
     kind = "net";
   } else if (adopt === "node-http") {
     const a = await adoptNodeHttp(l, nodeBridge(fetchHandler));
@@ -158,6 +161,7 @@ if (isHandoffChild() || process.env.REQUEST_PATH) {
     kind = a.kind;
     fallback = a.fallback;
   }
+  const tAdopted = performance.now();
   if (fault === "kill-after-adopt") die();
   if (fault === "kill-after-adopt-300") {
     await Bun.sleep(300);
@@ -174,11 +178,14 @@ if (isHandoffChild() || process.env.REQUEST_PATH) {
     log("ready-failed", { error: (e as Error).message });
     process.exit(4);
   }
-  log("ready", { port, kind, fallback, confirmed, startupMs: Math.round(performance.now() - t0), fds: fdCount() });
+  const tReady = performance.now();
+  // Phase marks for bench/handoff.ts: ms since this process's timeOrigin (its start).
+  const phases = { appStart: t0, requested: tRequest, offer: tOffer, adopted: tAdopted, committed: tReady, timeOrigin: performance.timeOrigin };
+  log("ready", { port, kind, fallback, confirmed, startupMs: Math.round(tReady - t0), fds: fdCount(), phases });
 } else {
   const mode = process.env.SERVER ?? "bun-serve";
   if (mode === "net" || mode === "node-http") {
-    const s = mode === "net" ? net.createServer(rawHttp) : http.createServer(nodeBridge(fetchHandler));
+    const s = mode === "net" ? (await import("node:net")).createServer(rawHttp) : (await import("node:http")).createServer(nodeBridge(fetchHandler));
     await new Promise<void>((r) => s.listen(Number(process.env.PORT ?? 0), "127.0.0.1", r));
     server = s;
     port = (s.address() as net.AddressInfo).port;

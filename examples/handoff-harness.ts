@@ -87,15 +87,16 @@ export class AppChain {
   }
 
   /** SIGHUP the serving generation; resolves with the successor's ready event and the old one's handed-off event. */
-  async handoff(): Promise<{ ready: AppEvent; handedOff: AppEvent; wallMs: number }> {
+  async handoff(): Promise<{ ready: AppEvent; handedOff: AppEvent; wallMs: number; sighupAt: number }> {
     const old = this.current;
     const t = performance.now();
+    const sighupAt = performance.timeOrigin + t; // wall clock, comparable with the child's timeOrigin
     process.kill(old, "SIGHUP");
     const handedOff = await this.next((e) => e.pid === old && (e.event === "handed-off" || e.event === "spawn-failed"));
     if (handedOff.event !== "handed-off") throw new Error(`handoff failed: ${JSON.stringify(handedOff)}`);
     const ready = await this.next((e) => e.event === "ready" && e.pid === handedOff.successor);
     this.current = ready.pid;
-    return { ready, handedOff, wallMs: performance.now() - t };
+    return { ready, handedOff, wallMs: performance.now() - t, sighupAt };
   }
 
   /** Waits until `pid` has exited (polling kill(pid, 0)). */
