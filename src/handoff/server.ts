@@ -43,6 +43,7 @@ let warnedUnwrapped = false;
 import { forgetFd, waitReadable } from "./wait.ts";
 import { checkPeer, pinPeer, verifyPeer, type PeerPolicy } from "./policy.ts";
 import { spawnWith, type SpawnOptions, type SpawnResult } from "./spawn.ts";
+import type { UpgradeResult } from "./result.ts";
 
 /** Options of serveHandoff (all optional). */
 export interface ServeHandoffOptions {
@@ -79,20 +80,7 @@ export interface UpgradePeer {
   pidfd: OwnedFd | null;
 }
 
-/** What `upgraded` resolves with once the successor committed (it serves; this process no longer accepts). */
-export interface UpgradeResult {
-  /** The successor's pid (from SO_PEERCRED, else its hello). */
-  pid: number;
-  uid: number;
-  /** Names the successor says it adopted. */
-  adopted: string[];
-  /** Names offered. */
-  offered: string[];
-  /** Accept of the upgrader -> serving received (the commit), in ms. */
-  latencyMs: number;
-  /** Wall-clock time (performance.timeOrigin + performance.now(), ms) at which this process stopped accepting. */
-  stoppedAcceptingAt: number;
-}
+export type { UpgradeResult } from "./result.ts";
 
 /** Where a HandoffServer is: waiting, mid-attempt, handed over, or closed. */
 export type HandoffState = "idle" | "upgrading" | "upgraded" | "closed";

@@ -9,7 +9,7 @@
 import type { Subprocess } from "bun";
 import { UnixSeqpacket } from "../socket.ts";
 import { UnixAncillaryError } from "../errors.ts";
-import type { UpgradeResult } from "./server.ts";
+import type { UpgradeResult } from "./result.ts";
 import { HANDOFF_FD_ENV } from "./client.ts";
 
 /** How HandoffServer.spawn / spawnSuccessor start the successor (environment, cwd, stdio, time limit). */
