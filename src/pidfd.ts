@@ -11,10 +11,10 @@
  * O_CLOEXEC). setPassPidfd/passPidfd/pidfdPid/pidfdExited own nothing (fds are lent for the call); the
  * support probe closes the socketpair it makes.
  */
-import { readFileSync } from "node:fs";
 import { K, abi } from "./platform/index.ts";
 import { adopt, fdOf, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import * as sys from "./sys.ts";
+import { nodeFs } from "./node-fs.ts";
 import { describe, invalidArgType, SystemError, UnixAncillaryError } from "./errors.ts";
 
 function unsupported(what: string, cause?: unknown): UnixAncillaryError {
@@ -106,7 +106,7 @@ export function pidfdPid(pidfd: FdLike): number | null {
   const fd = fdOf(pidfd, "pidfd");
   let text: string;
   try {
-    text = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
+    text = nodeFs().readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
   } catch {
     return null;
   }

@@ -4,9 +4,9 @@
  * (Bun.serve, http.Server): probe every open fd with getsockopt(SO_ACCEPTCONN) + getsockname and
  * match the address (docs/design.md, "Adopting sockets in Bun servers"). No fd is created or closed here.
  */
-import { readdirSync } from "node:fs";
 import { K } from "./platform/index.ts";
 import * as sys from "./sys.ts";
+import { nodeFs } from "./node-fs.ts";
 
 /** Address family of a socket: IPv4, IPv6 or Unix. */
 export type ListenerFamily = "ipv4" | "ipv6" | "unix";
@@ -52,6 +52,7 @@ export function describeSocket(fd: number): ListenerInfo | null {
 
 /** Open fd numbers of this process (Linux /proc/self/fd, else /dev/fd, else 0..1023). */
 export function openFdNumbers(): number[] {
+  const { readdirSync } = nodeFs();
   for (const dir of ["/proc/self/fd", "/dev/fd"]) {
     try {
       return readdirSync(dir)

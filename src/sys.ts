@@ -7,8 +7,8 @@
  * runs in between. Nothing here closes an fd except closeFd.
  */
 import { ptr } from "bun:ffi";
-import { lstatSync } from "node:fs";
 import { abi, K } from "./platform/index.ts";
+import { nodeFs } from "./node-fs.ts";
 import { errno, libc } from "./platform/libc.ts";
 import { invalidArgType, invalidArgValue, SystemError } from "./errors.ts";
 
@@ -322,7 +322,7 @@ export function shutdown(fd: number, how: number): void {
  */
 export function fileIdentity(path: string): string | null {
   try {
-    const st = lstatSync(path, { bigint: true });
+    const st = nodeFs().lstatSync(path, { bigint: true });
     return `${st.dev}:${st.ino}`;
   } catch {
     return null;

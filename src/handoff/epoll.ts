@@ -14,7 +14,7 @@
  * by Bun.serve from then on), and the caller closes its own copy once the adoption is confirmed.
  */
 import { ptr } from "bun:ffi";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { nodeFs } from "../node-fs.ts";
 import { abi, K } from "../platform/index.ts";
 import { libc } from "../platform/libc.ts";
 import { SystemError } from "../errors.ts";
@@ -32,7 +32,7 @@ export function findEpollRegistrations(tfd: number): EpollRegistration[] {
   const out: EpollRegistration[] = [];
   let names: string[];
   try {
-    names = readdirSync("/proc/self/fd");
+    names = nodeFs().readdirSync("/proc/self/fd");
   } catch {
     return out;
   }
@@ -40,14 +40,14 @@ export function findEpollRegistrations(tfd: number): EpollRegistration[] {
     const epfd = Number(name);
     let target: string;
     try {
-      target = readlinkSync(`/proc/self/fd/${epfd}`);
+      target = nodeFs().readlinkSync(`/proc/self/fd/${epfd}`);
     } catch {
       continue;
     }
     if (target !== "anon_inode:[eventpoll]") continue;
     let info: string;
     try {
-      info = readFileSync(`/proc/self/fdinfo/${epfd}`, "latin1");
+      info = nodeFs().readFileSync(`/proc/self/fdinfo/${epfd}`, "latin1");
     } catch {
       continue;
     }

@@ -24,7 +24,7 @@
  * is owned here and closed when the attempt ends, on every path (commit, refusal, error, a throwing
  * or timed-out onUpgrade), after onFailure returns; onUpgrade/onFailure only borrow it.
  */
-import { mkdirSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { nodeFs } from "../node-fs.ts";
 import { dirname, basename, join } from "node:path";
 import { UnixSeqpacket, UnixSeqpacketListener } from "../socket.ts";
 import { OwnedFd } from "../owned-fd.ts";
@@ -97,7 +97,7 @@ export interface DrainOptions extends Omit<DrainListenerOptions, "graceMs"> {
 
 function isDirectory(path: string): boolean {
   try {
-    return statSync(path).isDirectory();
+    return nodeFs().statSync(path).isDirectory();
   } catch {
     return false;
   }
@@ -105,11 +105,11 @@ function isDirectory(path: string): boolean {
 
 function ensurePrivateDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    nodeFs().mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
   }
-  const st = statSync(dir);
+  const st = nodeFs().statSync(dir);
   if (!st.isDirectory()) throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `handoff control directory ${dir} is not a directory`);
   if ((st.mode & 0o077) !== 0) {
     throw new UnixAncillaryError("ERR_UA_PEER_REJECTED", `handoff control directory ${dir} has mode ${(st.mode & 0o777).toString(8)}; it must not be accessible to group/others (chmod 700)`);
@@ -217,12 +217,12 @@ export class HandoffServer implements Disposable {
     const tmp = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}`);
     const l = UnixSeqpacketListener.bindSync(tmp, { mode: 0o600, backlog: 8, unlinkOnClose: false });
     try {
-      renameSync(tmp, path);
+      nodeFs().renameSync(tmp, path);
       this.#fileId = sys.fileIdentity(path);
     } catch (e) {
       l.close();
       try {
-        unlinkSync(tmp);
+        nodeFs().unlinkSync(tmp);
       } catch {}
       throw e;
     }
@@ -431,7 +431,7 @@ export class HandoffServer implements Disposable {
     // Unlink the path only if it is still our socket file (a successor may have renamed its own over it).
     if (this.#path && this.#fileId) {
       try {
-        if (sys.fileIdentity(this.#path) === this.#fileId) unlinkSync(this.#path);
+        if (sys.fileIdentity(this.#path) === this.#fileId) nodeFs().unlinkSync(this.#path);
       } catch {
         // already gone
       }

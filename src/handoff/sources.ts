@@ -3,7 +3,7 @@
  * OwnedFd or fd number, or a server this library adopted) into the listening fd behind them, and
  * stopping them gracefully after a successful handoff.
  */
-import { readlinkSync } from "node:fs";
+import { nodeFs } from "../node-fs.ts";
 import type * as net from "node:net";
 import type * as http from "node:http";
 import { isHttpServer, isNetServer } from "./node-modules.ts";
@@ -42,7 +42,7 @@ export const adoptedRegistry = new WeakMap<object, AdoptedHandle>();
 
 export function socketInode(fd: number): string | null {
   try {
-    const t = readlinkSync(`/proc/self/fd/${fd}`);
+    const t = nodeFs().readlinkSync(`/proc/self/fd/${fd}`);
     return t.startsWith("socket:") ? t : null;
   } catch {
     return null;

@@ -4,7 +4,7 @@
  * succeeded" (musl opens any libc.* name, and a glibc host may have musl installed: docs/design.md, "Per-ABI facts").
  */
 import type { AbiName } from "./abi.ts";
-import { readFileSync } from "node:fs";
+import { dlopen } from "bun:ffi";
 
 /**
  * glibc or musl from the libc the process has mapped: glibc maps `.../libc.so.6`; musl maps
@@ -18,13 +18,52 @@ export function libcFromMaps(maps: string): "gnu" | "musl" | null {
   return null;
 }
 
-function linuxLibc(): "gnu" | "musl" {
-  // 1. What is mapped: one read of /proc/self/maps (about 0.1 ms; qemu-user emulates it for the guest).
+/**
+ * /proc/self/maps as latin1 text, or null. Read through a three-symbol binding of whatever libc
+ * "libc.so.6" names (glibc; musl's loader answers any libc.* name with itself) instead of node:fs,
+ * whose first import alone costs 4-6 ms of start-up (docs/startup.md); node:fs is the fallback.
+ */
+function readMaps(): string | null {
   try {
-    const r = libcFromMaps(readFileSync("/proc/self/maps", "latin1"));
-    if (r !== null) return r;
+    const lib = dlopen("libc.so.6", {
+      open: { args: ["ptr", "i32"], returns: "i32" },
+      read: { args: ["i32", "ptr", "u64"], returns: "i32" },
+      close: { args: ["i32"], returns: "i32" },
+    });
+    try {
+      const path = new TextEncoder().encode("/proc/self/maps\0");
+      const fd = lib.symbols.open(path, 0); // O_RDONLY is 0 on every supported ABI
+      if (fd < 0) return null;
+      const chunks: string[] = [];
+      const buf = new Uint8Array(16384);
+      const latin1 = new TextDecoder("latin1");
+      try {
+        for (let n = lib.symbols.read(fd, buf, buf.length); n !== 0; n = lib.symbols.read(fd, buf, buf.length)) {
+          if (n < 0) return null; // EINTR cannot happen without a handler; any error: fall back
+          chunks.push(latin1.decode(buf.subarray(0, n)));
+        }
+      } finally {
+        lib.symbols.close(fd);
+      }
+      return chunks.join("");
+    } finally {
+      lib.close();
+    }
   } catch {
-    // no /proc: fall through
+    try {
+      return (require("node:fs") as typeof import("node:fs")).readFileSync("/proc/self/maps", "latin1");
+    } catch {
+      return null;
+    }
+  }
+}
+
+function linuxLibc(): "gnu" | "musl" {
+  // 1. What is mapped: one read of /proc/self/maps (qemu-user emulates it for the guest).
+  const maps = readMaps();
+  if (maps !== null) {
+    const r = libcFromMaps(maps);
+    if (r !== null) return r;
   }
   // 2. Only without /proc (or with a libc under another name): the diagnostic report names the runtime
   //    glibc on glibc and nothing on musl. It costs 2-15 ms, so it is not the first choice.

@@ -16,7 +16,7 @@
  * spawn, ours when the worker exits, on every path. The control listener is closed by close().
  */
 import { EventEmitter } from "node:events";
-import { renameSync } from "node:fs";
+import { nodeFs } from "../node-fs.ts";
 import { availableParallelism } from "node:os";
 import type { Subprocess } from "bun";
 import { UnixSeqpacket, UnixSeqpacketListener } from "../socket.ts";
@@ -580,7 +580,7 @@ export class Pool extends EventEmitter {
     const tmp = `${path}.${process.pid}.tmp`;
     const l = UnixSeqpacketListener.bindSync(tmp, { mode: 0o600, unlinkOnClose: false });
     // rename over a predecessor's socket: atomic, a client always finds a live supervisor
-    renameSync(tmp, path);
+    nodeFs().renameSync(tmp, path);
     this.#control = l;
     void (async () => {
       while (!this.#closed && !l.closed) {
