@@ -22,6 +22,7 @@ import {
   type HandoffServer,
 } from "../src/handoff/index.ts";
 import { encodeFrame, decodeFrame, FrameType, MAX_PAYLOAD, HEADER_SIZE } from "../src/handoff/protocol.ts";
+import { Channel } from "../src/handoff/channel.ts";
 import { fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
 
 /**
@@ -95,6 +96,61 @@ describe("framing", () => {
     raw.set(json, HEADER_SIZE);
     expect(() => decodeFrame(raw, 0)).toThrow(/not valid UTF-8 JSON/);
     expect(() => encodeFrame(FrameType.Hello, { pid: 1, pad: "x".repeat(MAX_PAYLOAD) })).toThrow(/limit is 65536/);
+  });
+});
+
+describe("closing the control channel", () => {
+  // Closing a Unix socket with unread data makes the peer's next receive fail with ECONNRESET before
+  // the frames already queued for it: a refused upgrader would see a reset instead of the abort.
+  const readAll = (s: UnixSeqpacket): string[] => {
+    const out: string[] = [];
+    for (;;) {
+      using r = s.recvFdsSync(4, { bufferSize: 70000 });
+      if (r.data.byteLength === 0) return out;
+      out.push(FrameType[decodeFrame(r.data, r.fds.length).type]!);
+    }
+  };
+
+  test("the peer reads our abort and EOF, also when its frame was never read (and its fds are closed)", async () => {
+    await expectNoFdLeak(() => {
+      const [mine, peer] = UnixSeqpacket.pair();
+      const chan = new Channel(mine);
+      const [pr, pw] = sys.pipe();
+      try {
+        peer.sendFdsSync(encodeFrame(FrameType.Ready, {}, 1), [pr]); // never read by the channel
+        chan.sendAbort("ERR_UA_PEER_REJECTED", "refused");
+        chan.close();
+        expect(readAll(peer)).toEqual(["Abort"]);
+        peer.close();
+      } finally {
+        sys.closeFd(pr);
+        sys.closeFd(pw);
+      }
+    });
+  });
+
+  test("a frame the peer sends while the channel is closing cannot reset it: the send fails with EPIPE", async () => {
+    await expectNoFdLeak(() => {
+      const [mine, peer] = UnixSeqpacket.pair();
+      const chan = new Channel(mine);
+      chan.sendAbort("ERR_UA_PEER_REJECTED", "refused");
+      // The peer's hello lands after the channel's drain, right before the close (the race CI hit).
+      const realClose = mine.close.bind(mine);
+      let lateSend = "";
+      mine.close = () => {
+        try {
+          peer.sendFdsSync(encodeFrame(FrameType.Hello, { pid: process.pid }));
+          lateSend = "sent";
+        } catch (e) {
+          lateSend = (e as { code?: string }).code ?? String(e);
+        }
+        realClose();
+      };
+      chan.close();
+      expect(lateSend).toBe("EPIPE");
+      expect(readAll(peer)).toEqual(["Abort"]);
+      peer.close();
+    });
   });
 });
 

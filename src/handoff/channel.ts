@@ -91,12 +91,20 @@ export class Channel implements Disposable {
   /**
    * Closes the socket. Unread messages are read and their fds closed first: closing a Unix socket
    * with unread data makes the peer's next receive fail with ECONNRESET *before* it can read what we
-   * sent last (our abort frame would be lost).
+   * sent last (our abort frame would be lost). shutdown(SHUT_RD) comes first so nothing can arrive
+   * between the drain and the close: from then on the peer's sends fail with EPIPE (docs/design.md,
+   * "Limits and truncation").
    */
   close(): void {
     if (this.sock.closed) return;
+    try {
+      this.sock.shutdown("read");
+    } catch {
+      // not connected (the peer is gone): nothing more can arrive
+    }
     for (let i = 0; i < 64; i++) {
       try {
+        // after the shutdown an empty queue reads as EOF (0 bytes), which ends the loop
         if (pollOne(this.sock.fd, K.POLLIN, 0) === 0) break;
         const got = this.sock.recvFdsSync(MAX_FDS, { bufferSize: MAX_FRAME });
         closeAll(got.fds);
