@@ -216,7 +216,12 @@ describe.each(Object.values(ABIS).map((a) => [a.name, a] as const))("%s binds wh
     // The Worker is a self-contained function: run it with a bun:ffi stand-in that records its dlopen.
     let seen: { name: string; symbols: Record<string, FFIFunction> } | null = null;
     const stop = new Error("recorded");
-    const ffi = { dlopen: (name: string, symbols: Record<string, FFIFunction>) => ((seen = { name, symbols }), (() => { throw stop; })()) };
+    const ffi = {
+      dlopen: (name: string, symbols: Record<string, FFIFunction>) => {
+        seen = { name, symbols };
+        throw stop;
+      },
+    };
     const data = { backend: a.os === "linux" ? "epoll" : "kqueue", pollFd: 3, maxEvents: 1, libName: a.libName, errnoSymbol: a.errnoSymbol, EINTR: a.errno.EINTR, recordSize: 16, tokenOffset: 0, statusOffset: 8 } as ReactorWorkerData;
     expect(() => reactorWorkerMain(ffi as never, data, () => {})).toThrow(stop);
     const got = seen as { name: string; symbols: Record<string, FFIFunction> } | null;
