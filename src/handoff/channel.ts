@@ -88,36 +88,42 @@ export class Channel implements Disposable {
     }
   }
 
-  /**
-   * Closes the socket. Unread messages are read and their fds closed first: closing a Unix socket
-   * with unread data makes the peer's next receive fail with ECONNRESET *before* it can read what we
-   * sent last (our abort frame would be lost). shutdown(SHUT_RD) comes first so nothing can arrive
-   * between the drain and the close: from then on the peer's sends fail with EPIPE (docs/design.md,
-   * "Limits and truncation").
-   */
+  /** Closes the socket so that the peer still reads every frame we sent (closeDrained). */
   close(): void {
     if (this.sock.closed) return;
-    try {
-      this.sock.shutdown("read");
-    } catch {
-      // not connected (the peer is gone): nothing more can arrive
-    }
-    for (let i = 0; i < 64; i++) {
-      try {
-        // after the shutdown an empty queue reads as EOF (0 bytes), which ends the loop
-        if (pollOne(this.sock.fd, K.POLLIN, 0) === 0) break;
-        const got = this.sock.recvFdsSync(MAX_FDS, { bufferSize: MAX_FRAME });
-        closeAll(got.fds);
-        if (got.data.byteLength === 0) break;
-      } catch {
-        break;
-      }
-    }
     forgetFd(this.sock.fd);
-    this.sock.close();
+    closeDrained(this.sock, MAX_FDS, MAX_FRAME);
   }
 
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * Closes a connected control socket so that the peer reads every message we sent, then EOF. Closing a
+ * Unix socket with unread data makes the peer's next receive fail with ECONNRESET *before* what we
+ * sent last (a refused upgrader would lose our abort). So: shutdown(SHUT_RD) first — from then on the
+ * peer's sends fail with EPIPE and nothing new can be queued — then read what is queued (closing its
+ * fds), then close (docs/design.md, "Limits and truncation"). Bounded: at most 64 queued messages.
+ */
+export function closeDrained(sock: UnixSeqpacket, maxFds: number, bufferSize: number): void {
+  if (sock.closed) return;
+  try {
+    sock.shutdown("read");
+  } catch {
+    // not connected (the peer is gone): nothing more can arrive
+  }
+  for (let i = 0; i < 64; i++) {
+    try {
+      // after the shutdown an empty queue reads as EOF (0 bytes), which ends the loop
+      if (pollOne(sock.fd, K.POLLIN, 0) === 0) break;
+      const got = sock.recvFdsSync(maxFds, { bufferSize });
+      closeAll(got.fds);
+      if (got.data.byteLength === 0) break;
+    } catch {
+      break;
+    }
+  }
+  sock.close();
 }

@@ -12,6 +12,7 @@ import { closeAll, type FdLike, type OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError, SystemError } from "../errors.ts";
 import { setNonblocking } from "../sys.ts";
 import { forgetFd, waitReadable } from "../handoff/wait.ts";
+import { closeDrained } from "../handoff/channel.ts";
 
 /** Largest control message (a status reply of many workers fits easily). */
 export const MAX_MESSAGE = 64 * 1024;
@@ -82,10 +83,11 @@ export class PoolChannel implements Disposable {
     }
   }
 
+  /** Closes the channel; the peer still reads every message sent before (closeDrained). */
   close(): void {
     if (this.sock.closed) return;
     forgetFd(this.sock.fd);
-    this.sock.close();
+    closeDrained(this.sock, MAX_CHANNEL_FDS, MAX_MESSAGE);
   }
 
   [Symbol.dispose](): void {
