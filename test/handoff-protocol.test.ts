@@ -23,7 +23,7 @@ import {
 } from "../src/handoff/index.ts";
 import { encodeFrame, decodeFrame, FrameType, MAX_PAYLOAD, HEADER_SIZE } from "../src/handoff/protocol.ts";
 import { Channel } from "../src/handoff/channel.ts";
-import { fdSnapshot, expectNoNewFds } from "./helpers/fds.ts";
+import { fdSnapshot, expectNoNewFds, newFdsSince } from "./helpers/fds.ts";
 
 /**
  * fd hygiene: after `body` and a short settle (servers of earlier steps close asynchronously), no fd
@@ -33,9 +33,14 @@ async function expectNoFdLeak<T>(body: () => T | Promise<T>): Promise<T> {
   await Bun.sleep(20);
   const before = fdSnapshot();
   const r = await body();
-  await Bun.sleep(30);
-  expectNoNewFds(before);
+  await settled(before);
   return r;
+}
+
+/** Waits (up to 3 s) for servers stopped by the test to close their fds, then asserts none is left. */
+async function settled(before: ReturnType<typeof fdSnapshot>): Promise<void> {
+  for (let i = 0; i < 300 && newFdsSince(before).length > 0; i++) await Bun.sleep(10);
+  expectNoNewFds(before);
 }
 
 let base = "";
@@ -220,8 +225,7 @@ describe("serveHandoff / requestHandoff in one process", () => {
     await new Promise((r) => ns.close(r));
     await nh.close();
     ho.close();
-    await Bun.sleep(20);
-    expectNoNewFds(before); // everything received is closed too
+    await settled(before); // everything received is closed too
   });
 
   test("Bun.serve self-check failure: loud fallback to node:http on the received address, never a wrong port", async () => {
@@ -288,7 +292,9 @@ describe("serveHandoff / requestHandoff in one process", () => {
       const failures: string[] = [];
       const ho = track(serveHandoff({ http: old }, { path, timeoutMs: 150, onFailure: (e) => failures.push((e as any).code) }));
       const slow = await requestHandoff({ path });
-      await Bun.sleep(300);
+      // the old side's deadline passes while the upgrader sits still (polled, not a fixed sleep: a
+      // loaded or emulated machine may take longer than any margin)
+      for (let i = 0; i < 500 && ho.state !== "idle"; i++) await Bun.sleep(10);
       expect(ho.state).toBe("idle");
       expect(failures).toEqual(["ERR_UA_TIMEOUT"]);
       await expect(slow.ready()).rejects.toMatchObject({ code: "ERR_UA_TIMEOUT" });
