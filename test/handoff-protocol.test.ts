@@ -134,6 +134,25 @@ describe("closing the control channel", () => {
     });
   });
 
+  test("an unread message too big for a frame (with an fd) does not stop the drain: the one after it is read too", async () => {
+    await expectNoFdLeak(() => {
+      const [mine, peer] = UnixSeqpacket.pair();
+      const chan = new Channel(mine);
+      const [pr, pw] = sys.pipe();
+      try {
+        peer.sendFdsSync(new Uint8Array(HEADER_SIZE + MAX_PAYLOAD + 100), [pr]); // truncated on read: an error
+        peer.sendFdsSync(encodeFrame(FrameType.Hello, { pid: process.pid }));
+        chan.sendAbort("ERR_UA_PROTOCOL", "oversized");
+        chan.close();
+        expect(readAll(peer)).toEqual(["Abort"]);
+        peer.close();
+      } finally {
+        sys.closeFd(pr);
+        sys.closeFd(pw);
+      }
+    });
+  });
+
   test("a frame the peer sends while the channel is closing cannot reset it: the send fails with EPIPE", async () => {
     await expectNoFdLeak(() => {
       const [mine, peer] = UnixSeqpacket.pair();

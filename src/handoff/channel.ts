@@ -121,7 +121,10 @@ export function closeDrained(sock: UnixSeqpacket, maxFds: number, bufferSize: nu
       const got = sock.recvFdsSync(maxFds, { bufferSize });
       closeAll(got.fds);
       if (got.data.byteLength === 0) break;
-    } catch {
+    } catch (e) {
+      // a library error (an oversized message, truncated control data) consumed that message and
+      // closed its fds: go on with the next; a system error ends the drain
+      if (e instanceof UnixAncillaryError) continue;
       break;
     }
   }
