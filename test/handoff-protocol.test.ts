@@ -153,6 +153,20 @@ describe("closing the control channel", () => {
     });
   });
 
+  test("requestHandoff against an old side that refused and closed before reading the hello: the reason, not EPIPE", async () => {
+    await expectNoFdLeak(async () => {
+      const [old, upgrader] = UnixSeqpacket.pair();
+      const oldChan = new Channel(old);
+      oldChan.sendAbort("ERR_UA_PEER_REJECTED", "uid 65534 is not ours");
+      oldChan.close(); // shutdown(SHUT_RD) first: the upgrader's hello fails with EPIPE
+      const fd = upgrader.intoFd().release();
+      await expect(requestHandoff({ fd, timeoutMs: 5000 })).rejects.toMatchObject({
+        code: "ERR_UA_PEER_REJECTED",
+        message: expect.stringContaining("handoff refused by the old side: uid 65534 is not ours"),
+      });
+    });
+  });
+
   test("a frame the peer sends while the channel is closing cannot reset it: the send fails with EPIPE", async () => {
     await expectNoFdLeak(() => {
       const [mine, peer] = UnixSeqpacket.pair();

@@ -278,10 +278,19 @@ export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<
     } finally {
       pidfd?.close();
     }
-    chan.send(FrameType.Hello, opts.want ? { pid: process.pid, want: opts.want } : { pid: process.pid });
+    let helloLost: PeerClosedError | null = null;
+    try {
+      chan.send(FrameType.Hello, opts.want ? { pid: process.pid, want: opts.want } : { pid: process.pid });
+    } catch (e) {
+      // The old side may refuse (SO_PEERCRED, busy) and close before reading our hello: the hello
+      // then fails with EPIPE, but the abort saying why is queued for us. Read it below.
+      if (!(e instanceof PeerClosedError)) throw e;
+      helloLost = e;
+    }
     const offer = await chan.recv(deadline, "the offer", opts.signal, FrameType.Offer);
     received.push(...offer.fds);
     if (offer.type === FrameType.Abort) throw new UnixAncillaryError(abortCode(offer.payload.code), `handoff refused by the old side: ${offer.payload.message}`);
+    if (helloLost !== null) throw helloLost;
     if (offer.type !== FrameType.Offer) throw protocolError(`expected offer, got frame type ${offer.type}`);
     const list = offer.payload.listeners as OfferedListener[];
     const map = new Map<string, ReceivedListener>();
