@@ -119,3 +119,32 @@ test("balance \"reuseport\" refuses what it cannot do with ERR_UA_UNSUPPORTED", 
     await pool.close();
   }
 }, qemu ? 300_000 : 30_000);
+
+test("every retired worker's worker-drained event arrives before its worker-exit (reload and close), with its final counts", async () => {
+  const pool = await startPool({ script: APP, workers: 2, listen: [{ port: 0 }], drain: { windowMs: 20 }, stderr: "inherit", env: { COUNT: "1" }, readyTimeoutMs: qemu ? 300_000 : 30_000 });
+  const events: string[] = [];
+  const drainedRequests = new Map<number, number>();
+  pool.on("worker-drained", (i: { pid: number; requests: number; reports: unknown }) => {
+    expect(Array.isArray(i.reports)).toBe(true);
+    drainedRequests.set(i.pid, i.requests);
+    events.push(`drained ${i.pid}`);
+  });
+  pool.on("worker-exit", (i: { pid: number }) => events.push(`exit ${i.pid}`));
+  const first = pool.pids();
+  let second: number[] = [];
+  try {
+    const port = pool.sockets[0]!.info.port;
+    for (let i = 0; i < 4; i++) await (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" }, keepalive: false })).text();
+    await pool.reload();
+    second = pool.pids();
+  } finally {
+    await pool.close();
+  }
+  for (const pid of [...first, ...second]) {
+    // each retired worker reports its drain before the supervisor handles its exit (the report was
+    // sent right before exiting and must not be overtaken by the exit)
+    expect(events.filter((e) => e.endsWith(` ${pid}`))).toEqual([`drained ${pid}`, `exit ${pid}`]);
+  }
+  // the 4 requests were served by the first generation (the reload's own probes may add to it)
+  expect(first.reduce((n, pid) => n + (drainedRequests.get(pid) ?? 0), 0)).toBeGreaterThanOrEqual(4);
+}, qemu ? 300_000 : 60_000);

@@ -10,7 +10,8 @@
 import { UnixSeqpacket } from "../socket.ts";
 import { closeAll, type FdLike, type OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError, SystemError } from "../errors.ts";
-import { setNonblocking } from "../sys.ts";
+import { pollOne, setNonblocking } from "../sys.ts";
+import { K } from "../platform/index.ts";
 import { forgetFd, waitReadable } from "../handoff/wait.ts";
 import { closeDrained } from "../handoff/channel.ts";
 
@@ -81,6 +82,33 @@ export class PoolChannel implements Disposable {
         throw e;
       }
     }
+  }
+
+  /**
+   * The well-formed messages already queued, without waiting (fds on them are closed): what a peer
+   * sent right before it exited, which its exit can otherwise overtake. Stops at EOF or an empty queue.
+   */
+  takeQueued(): Message[] {
+    const out: Message[] = [];
+    for (let i = 0; i < 64 && !this.sock.closed; i++) {
+      if (pollOne(this.sock.fd, K.POLLIN, 0) === 0) break;
+      let got;
+      try {
+        got = this.sock.recvFdsSync(MAX_CHANNEL_FDS, { bufferSize: MAX_MESSAGE });
+      } catch (e) {
+        if (e instanceof UnixAncillaryError) continue; // refused (oversized, truncated): consumed, fds closed
+        break;
+      }
+      closeAll(got.fds);
+      if (got.data.byteLength === 0) break;
+      try {
+        const msg = JSON.parse(new TextDecoder().decode(got.data)) as Message;
+        if (msg !== null && typeof msg === "object" && typeof msg.t === "string") out.push(msg);
+      } catch {
+        // malformed: skipped
+      }
+    }
+    return out;
   }
 
   /** Closes the channel; the peer still reads every message sent before (closeDrained). */

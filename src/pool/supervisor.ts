@@ -321,22 +321,29 @@ export class Pool extends EventEmitter {
         continue;
       }
       if (got === null) return;
-      const m = got.msg;
-      if (m.t === "ready") w.readyWaiter?.resolve();
-      else if (m.t === "failed") w.readyWaiter?.reject(new PoolError("ERR_UA_WORKER_FAILED", `pool: worker ${w.id} (pid ${w.pid}) failed to start: ${String(m.error)}`, w.slot));
-      else if (m.t === "stopped") w.stoppedWaiter?.();
-      else if (m.t === "stats" || m.t === "drained") {
-        const s = (m.t === "drained" ? m.stats : m) as { accepted?: number; requests?: number } | undefined;
-        if (s && typeof s.accepted === "number") w.accepted = s.accepted;
-        if (s && typeof s.requests === "number") w.requests = s.requests;
-        if (m.t === "stats") w.statsWaiters.get(Number(m.seq))?.(m);
-        else this.emit("worker-drained", { ...this.#info(w), reports: m.reports });
-      }
+      this.#dispatch(w, got.msg);
+    }
+  }
+
+  /** One message from a worker. */
+  #dispatch(w: Worker, m: Message): void {
+    if (m.t === "ready") w.readyWaiter?.resolve();
+    else if (m.t === "failed") w.readyWaiter?.reject(new PoolError("ERR_UA_WORKER_FAILED", `pool: worker ${w.id} (pid ${w.pid}) failed to start: ${String(m.error)}`, w.slot));
+    else if (m.t === "stopped") w.stoppedWaiter?.();
+    else if (m.t === "stats" || m.t === "drained") {
+      const s = (m.t === "drained" ? m.stats : m) as { accepted?: number; requests?: number } | undefined;
+      if (s && typeof s.accepted === "number") w.accepted = s.accepted;
+      if (s && typeof s.requests === "number") w.requests = s.requests;
+      if (m.t === "stats") w.statsWaiters.get(Number(m.seq))?.(m);
+      else this.emit("worker-drained", { ...this.#info(w), reports: m.reports });
     }
   }
 
   #onExit(w: Worker): void {
     const code = w.child.exitCode, signal = w.child.signalCode;
+    // What the worker sent right before it exited (its "drained" report, last stats) may still be
+    // queued: the exit can overtake the read loop's next poll.
+    for (const m of w.chan.takeQueued()) this.#dispatch(w, m);
     w.chan.close();
     this.#workers.delete(w);
     const wasReady = w.state === "ready";
