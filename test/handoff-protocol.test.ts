@@ -23,7 +23,7 @@ import {
 } from "../src/handoff/index.ts";
 import { encodeFrame, decodeFrame, FrameType, MAX_PAYLOAD, HEADER_SIZE } from "../src/handoff/protocol.ts";
 import { Channel } from "../src/handoff/channel.ts";
-import { fdSnapshot, expectNoNewFds, newFdsSince } from "./helpers/fds.ts";
+import { fdSnapshot, expectNoNewFds, newFdsSince, expectNoFdLeak as expectNoFdLeakNow } from "./helpers/fds.ts";
 
 /**
  * fd hygiene: after `body` and a short settle (servers of earlier steps close asynchronously), no fd
@@ -116,41 +116,37 @@ describe("closing the control channel", () => {
     }
   };
 
-  test("the peer reads our abort and EOF, also when its frame was never read (and its fds are closed)", async () => {
-    await expectNoFdLeak(() => {
+  /** The peer queues `unread` (with a pipe's read end) for the channel, which aborts and closes; what the peer reads then. */
+  const abortWithUnread = (unread: (peer: UnixSeqpacket, pipeRead: number) => void): Promise<string[]> =>
+    // checked at once, no settling: the leak net must get no chance to close what the drain should have
+    expectNoFdLeakNow(() => {
       const [mine, peer] = UnixSeqpacket.pair();
       const chan = new Channel(mine);
       const [pr, pw] = sys.pipe();
       try {
-        peer.sendFdsSync(encodeFrame(FrameType.Ready, {}, 1), [pr]); // never read by the channel
+        unread(peer, pr);
         chan.sendAbort("ERR_UA_PEER_REJECTED", "refused");
         chan.close();
-        expect(readAll(peer)).toEqual(["Abort"]);
+        const seen = readAll(peer);
         peer.close();
+        return seen;
       } finally {
         sys.closeFd(pr);
         sys.closeFd(pw);
       }
     });
+
+  test("the peer reads our abort and EOF, also when its frame was never read (and its fds are closed)", async () => {
+    const seen = await abortWithUnread((peer, pr) => peer.sendFdsSync(encodeFrame(FrameType.Ready, {}, 1), [pr]));
+    expect(seen).toEqual(["Abort"]);
   });
 
   test("an unread message too big for a frame (with an fd) does not stop the drain: the one after it is read too", async () => {
-    await expectNoFdLeak(() => {
-      const [mine, peer] = UnixSeqpacket.pair();
-      const chan = new Channel(mine);
-      const [pr, pw] = sys.pipe();
-      try {
-        peer.sendFdsSync(new Uint8Array(HEADER_SIZE + MAX_PAYLOAD + 100), [pr]); // truncated on read: an error
-        peer.sendFdsSync(encodeFrame(FrameType.Hello, { pid: process.pid }));
-        chan.sendAbort("ERR_UA_PROTOCOL", "oversized");
-        chan.close();
-        expect(readAll(peer)).toEqual(["Abort"]);
-        peer.close();
-      } finally {
-        sys.closeFd(pr);
-        sys.closeFd(pw);
-      }
+    const seen = await abortWithUnread((peer, pr) => {
+      peer.sendFdsSync(new Uint8Array(HEADER_SIZE + MAX_PAYLOAD + 100), [pr]); // truncated on read: an error
+      peer.sendFdsSync(encodeFrame(FrameType.Hello, { pid: process.pid }));
     });
+    expect(seen).toEqual(["Abort"]);
   });
 
   test("requestHandoff against an old side that refused and closed before reading the hello: the reason, not EPIPE", async () => {

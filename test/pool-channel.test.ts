@@ -31,3 +31,24 @@ test("close(): the peer reads our last message and then EOF; its unread message 
     }
   });
 });
+
+test("takeQueued(): the messages already queued, without waiting; their fds closed, malformed ones skipped", async () => {
+  await expectNoFdLeak(async () => {
+    const [mine, theirs] = UnixSeqpacket.pair();
+    const chan = new PoolChannel(mine);
+    const [r, w] = sys.pipe();
+    try {
+      theirs.sendFdsSync(JSON.stringify({ t: "drained", reports: [] }), [r]);
+      theirs.sendFdsSync("not json");
+      theirs.sendFdsSync(JSON.stringify({ t: "stats", seq: 1 }));
+      expect(chan.takeQueued()).toEqual([{ t: "drained", reports: [] }, { t: "stats", seq: 1 }]);
+      expect(chan.takeQueued()).toEqual([]); // nothing queued: returns at once
+      theirs.close();
+      expect(chan.takeQueued()).toEqual([]); // EOF
+    } finally {
+      chan.close();
+      sys.closeFd(r);
+      sys.closeFd(w);
+    }
+  });
+});

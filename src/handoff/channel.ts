@@ -114,19 +114,28 @@ export function closeDrained(sock: UnixSeqpacket, maxFds: number, bufferSize: nu
   } catch {
     // not connected (the peer is gone): nothing more can arrive
   }
-  for (let i = 0; i < 64; i++) {
-    try {
-      // after the shutdown an empty queue reads as EOF (0 bytes), which ends the loop
-      if (pollOne(sock.fd, K.POLLIN, 0) === 0) break;
-      const got = sock.recvFdsSync(maxFds, { bufferSize });
-      closeAll(got.fds);
-      if (got.data.byteLength === 0) break;
-    } catch (e) {
-      // a library error (an oversized message, truncated control data) consumed that message and
-      // closed its fds: go on with the next; a system error ends the drain
-      if (e instanceof UnixAncillaryError) continue;
-      break;
-    }
-  }
+  readQueued(sock, maxFds, bufferSize); // after the shutdown an empty queue reads as EOF, which ends it
   sock.close();
+}
+
+/**
+ * Reads the messages already queued on a non-blocking seqpacket socket, without waiting: each one's
+ * fds are closed and its bytes handed to `each` (if given). Stops at an empty queue, EOF or a system
+ * error, after at most 64 messages. A message the library refuses (oversized, truncated control data)
+ * was consumed with its fds closed: reading goes on with the next.
+ */
+export function readQueued(sock: UnixSeqpacket, maxFds: number, bufferSize: number, each?: (data: Uint8Array) => void): void {
+  for (let i = 0; i < 64 && !sock.closed; i++) {
+    let got;
+    try {
+      if (pollOne(sock.fd, K.POLLIN, 0) === 0) return;
+      got = sock.recvFdsSync(maxFds, { bufferSize });
+    } catch (e) {
+      if (e instanceof UnixAncillaryError) continue;
+      return;
+    }
+    closeAll(got.fds);
+    if (got.data.byteLength === 0) return;
+    each?.(got.data);
+  }
 }

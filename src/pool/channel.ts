@@ -10,10 +10,9 @@
 import { UnixSeqpacket } from "../socket.ts";
 import { closeAll, type FdLike, type OwnedFd } from "../owned-fd.ts";
 import { UnixAncillaryError, SystemError } from "../errors.ts";
-import { pollOne, setNonblocking } from "../sys.ts";
-import { K } from "../platform/index.ts";
+import { setNonblocking } from "../sys.ts";
 import { forgetFd, waitReadable } from "../handoff/wait.ts";
-import { closeDrained } from "../handoff/channel.ts";
+import { closeDrained, readQueued } from "../handoff/channel.ts";
 
 /** Largest control message (a status reply of many workers fits easily). */
 export const MAX_MESSAGE = 64 * 1024;
@@ -73,12 +72,9 @@ export class PoolChannel implements Disposable {
       if (got.data.byteLength === 0 && got.fds.length === 0) return null;
       try {
         if (got.fds.length > 0 && !opts.acceptFds) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `pool channel: unexpected ${got.fds.length} fds (closed)`);
-        const msg = JSON.parse(new TextDecoder().decode(got.data)) as Message;
-        if (msg === null || typeof msg !== "object" || typeof msg.t !== "string") throw new UnixAncillaryError("ERR_UA_PROTOCOL", "pool channel: malformed message");
-        return { msg, fds: got.fds };
+        return { msg: decodeMessage(got.data), fds: got.fds };
       } catch (e) {
         closeAll(got.fds);
-        if (e instanceof SyntaxError) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `pool channel: malformed message (${e.message})`);
         throw e;
       }
     }
@@ -90,24 +86,13 @@ export class PoolChannel implements Disposable {
    */
   takeQueued(): Message[] {
     const out: Message[] = [];
-    for (let i = 0; i < 64 && !this.sock.closed; i++) {
-      if (pollOne(this.sock.fd, K.POLLIN, 0) === 0) break;
-      let got;
+    readQueued(this.sock, MAX_CHANNEL_FDS, MAX_MESSAGE, (data) => {
       try {
-        got = this.sock.recvFdsSync(MAX_CHANNEL_FDS, { bufferSize: MAX_MESSAGE });
-      } catch (e) {
-        if (e instanceof UnixAncillaryError) continue; // refused (oversized, truncated): consumed, fds closed
-        break;
-      }
-      closeAll(got.fds);
-      if (got.data.byteLength === 0) break;
-      try {
-        const msg = JSON.parse(new TextDecoder().decode(got.data)) as Message;
-        if (msg !== null && typeof msg === "object" && typeof msg.t === "string") out.push(msg);
+        out.push(decodeMessage(data));
       } catch {
         // malformed: skipped
       }
-    }
+    });
     return out;
   }
 
@@ -121,4 +106,16 @@ export class PoolChannel implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** One message's JSON. @throws UnixAncillaryError ERR_UA_PROTOCOL if it is not JSON or has no string `t`. */
+function decodeMessage(data: Uint8Array): Message {
+  let msg: Message;
+  try {
+    msg = JSON.parse(new TextDecoder().decode(data)) as Message;
+  } catch (e) {
+    throw new UnixAncillaryError("ERR_UA_PROTOCOL", `pool channel: malformed message (${(e as Error).message})`);
+  }
+  if (msg === null || typeof msg !== "object" || typeof msg.t !== "string") throw new UnixAncillaryError("ERR_UA_PROTOCOL", "pool channel: malformed message");
+  return msg;
 }
