@@ -204,6 +204,28 @@ async function streaming(n: number, variant: "async" | "windowed-sync"): Promise
   return n / ((t1 - t0) / 1000);
 }
 
+/**
+ * The C baseline's shape: the C program's sender (`send N`, another process, fd 3) streams to a JS
+ * receiver doing `await recvFds(1)` + close. Same sender as the C receiver's, so the two receivers
+ * compare directly. Timed from the first message on (the child's start-up is not part of the rate).
+ */
+async function streamingFromC(bin: string, n: number): Promise<number> {
+  const [mine, theirs] = UnixStream.pair();
+  const child = Bun.spawn([bin, "send", String(n)], { stdio: ["inherit", "inherit", "inherit", theirs.fd] });
+  theirs.close();
+  let t0 = 0;
+  for (let got = 0; got < n; got++) {
+    const m = await mine.recvFds(1);
+    if (got === 0) t0 = performance.now();
+    if (m.fds.length !== 1 || m.data.byteLength !== 1) throw new Error(`streaming: got ${m.data.byteLength} bytes, ${m.fds.length} fds`);
+    m.fds[0]!.close();
+  }
+  const t1 = performance.now();
+  if ((await child.exited) !== 0) throw new Error("C sender failed");
+  mine.close();
+  return (n - 1) / ((t1 - t0) / 1000);
+}
+
 /** CPU % of one core (process.cpuUsage: all threads) over `ms`, with one recvFds pending if `armed`. */
 async function idleCpu(ms: number, armed: boolean): Promise<number> {
   const [a, b] = UnixStream.pair();
@@ -278,8 +300,16 @@ const fdAfter = countFds();
 
 const cBin = buildC();
 let c: Record<string, number> | null = null;
+// Receivers against the same C sender: the C epoll receiver (its `stream` mode) and the JS one, alternated.
+const cStream: number[] = [];
+const jsFromC: number[] = [];
 if (cBin) {
-  c = { ...runC(cBin, "pingpong", cfg.cIters), ...runC(cBin, "stream", cfg.streamMsgs), ...runC(cBin, "sync", cfg.cIters * 10) };
+  c = { ...runC(cBin, "pingpong", cfg.cIters), ...runC(cBin, "sync", cfg.cIters * 10) };
+  for (let i = 0; i < cfg.streamReps; i++) {
+    cStream.push(runC(cBin, "stream", cfg.streamMsgs).stream_msgs_per_s!);
+    jsFromC.push(await streamingFromC(cBin, cfg.streamMsgs));
+  }
+  c.stream_msgs_per_s = median(cStream);
 }
 
 const sA = median(streamA);
@@ -304,6 +334,11 @@ console.log(`divided by the sync round-trip rate measured right before and after
 console.log(`  sender async sendFds:            ${rate(sA)}  = ${ratioA.toFixed(2)}× ${range(ratiosA)} sync round-trip rate  target ≥ 0.7×${mark(ratioA >= 0.7)}`);
 console.log(`  sender sendFdsSync, window 128:  ${rate(sB)}  = ${ratioB.toFixed(2)}× ${range(ratiosB)} sync round-trip rate  target ≥ 0.7×${mark(ratioB >= 0.7)}`);
 if (c) console.log(`  C epoll streaming receiver (sender thread): ${rate(c.stream_msgs_per_s!)}  → JS/C ${(sA / c.stream_msgs_per_s!).toFixed(2)}× (async) ${(sB / c.stream_msgs_per_s!).toFixed(2)}× (windowed sync)`);
+if (c) {
+  const perMsg = jsFromC.map((js, i) => cStream[i]! / js).sort((x, y) => x - y);
+  console.log(`  same shape as C — the C sender process streams to a JS receiver (\`await recvFds(1)\` + close): ${rate(median(jsFromC))}`);
+  console.log(`    → ${median(perMsg).toFixed(2)}× C per message ${range(perMsg)} (paired with the C receiver's run next to it)  target ≤ 1.1× C per message${mark(median(perMsg) <= 1.1)}`);
+}
 console.log("");
 console.log(`idle CPU, one recvFds pending for ${cfg.idleMs} ms: ${idle.toFixed(2)} % of one core  target ≈ 0${mark(idle < 1)}`);
 console.log(`  same process, reactor started but nothing pending: ${idleBase.toFixed(2)} % (docs/design.md, "The reactor": bare Bun ≈ 0.08 %, + idle Worker ≈ 0.2 %, armed epoll Worker 0.36–0.46 %)`);

@@ -238,7 +238,7 @@ describe.each(TABLES.map((a) => [a.name, a] as const))("%s", (_name, abi) => {
     expect(abi.epollEvent !== null).toBe(linux);
     expect(abi.kevent !== null).toBe(!linux);
     expect(abi.xucred !== null).toBe(!linux);
-    const epoll = [k.EPOLL_CLOEXEC, k.EPOLL_CTL_ADD, k.EPOLL_CTL_DEL, k.EPOLL_CTL_MOD, k.EPOLLIN, k.EPOLLOUT, k.EPOLLERR, k.EPOLLHUP, k.EPOLLRDHUP, k.EPOLLONESHOT];
+    const epoll = [k.EPOLL_CLOEXEC, k.EPOLL_CTL_ADD, k.EPOLL_CTL_DEL, k.EPOLL_CTL_MOD, k.EPOLLIN, k.EPOLLOUT, k.EPOLLERR, k.EPOLLHUP, k.EPOLLRDHUP, k.EPOLLONESHOT, k.EPOLLET];
     const kq = [k.EVFILT_READ, k.EVFILT_WRITE, k.EVFILT_USER, k.EV_ADD, k.EV_DELETE, k.EV_ENABLE, k.EV_DISABLE, k.EV_ONESHOT, k.EV_CLEAR, k.EV_EOF, k.EV_ERROR, k.NOTE_TRIGGER];
     for (const v of epoll) expect(v !== 0).toBe(linux);
     for (const v of kq) expect(v !== 0).toBe(!linux);

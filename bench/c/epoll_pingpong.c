@@ -11,6 +11,8 @@
  *                epoll_wait and drains with non-blocking recvmsg until EAGAIN, closing every fd.
  *                Prints messages per second.
  *   sync N     : sendmsg + recvmsg + close in one thread (the synchronous round trip). Prints rate.
+ *   send N     : the stream sender alone, on an inherited socket at fd 3: N blocking sendmsg of 1 byte
+ *                + 1 fd (bench/async.ts times its JS receiver against the same sender).
  * Output lines: "<key> <value>".
  */
 #define _GNU_SOURCE
@@ -203,6 +205,14 @@ static void stream(int n) {
   close(sv[1]);
 }
 
+static void send_only(int n) {
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  for (int i = 0; i < n; i++)
+    if (send_fd(3, devnull) != 1) die("sendmsg (send)");
+  close(devnull);
+  close(3);
+}
+
 static void sync_rt(int n) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) die("socketpair");
@@ -223,7 +233,7 @@ static void sync_rt(int n) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s pingpong|stream|sync N\n", argv[0]);
+    fprintf(stderr, "usage: %s pingpong|stream|sync|send N\n", argv[0]);
     return 2;
   }
   int n = atoi(argv[2]);
@@ -231,6 +241,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "pingpong")) pingpong(n);
   else if (!strcmp(argv[1], "stream")) stream(n);
   else if (!strcmp(argv[1], "sync")) sync_rt(n);
+  else if (!strcmp(argv[1], "send")) send_only(n);
   else return 2;
   return 0;
 }

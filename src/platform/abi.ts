@@ -231,6 +231,8 @@ export interface AbiConstants {
   readonly EPOLLHUP: number;
   readonly EPOLLRDHUP: number;
   readonly EPOLLONESHOT: number;
+  /** Edge-triggered registration: used by bench/wake-path.ts only (the reactor is one-shot). */
+  readonly EPOLLET: number;
   readonly EFD_CLOEXEC: number;
   readonly EFD_NONBLOCK: number;
   /** kqueue (darwin/freebsd) — 0 where absent. */

@@ -54,7 +54,7 @@ export const freebsdConstants: AbiConstants = {
   // No epoll in the base system (only the Linuxulator): 0. FreeBSD 13 does have eventfd(2), but the
   // reactor here is kqueue, so EFD_* stay 0 like the other "absent" entries.
   EPOLL_CLOEXEC: 0, EPOLL_CTL_ADD: 0, EPOLL_CTL_DEL: 0, EPOLL_CTL_MOD: 0,
-  EPOLLIN: 0, EPOLLOUT: 0, EPOLLERR: 0, EPOLLHUP: 0, EPOLLRDHUP: 0, EPOLLONESHOT: 0,
+  EPOLLIN: 0, EPOLLOUT: 0, EPOLLERR: 0, EPOLLHUP: 0, EPOLLRDHUP: 0, EPOLLONESHOT: 0, EPOLLET: 0,
   EFD_CLOEXEC: 0, EFD_NONBLOCK: 0,
   // fbsd event.h (and libc-fbsd): EVFILT_READ (-1), EVFILT_WRITE (-2), EVFILT_USER (-11)
   EVFILT_READ: -1, EVFILT_WRITE: -2, EVFILT_USER: -11,
