@@ -17,6 +17,7 @@ export {
   MAX_RECEIVE_FDS,
   type Payload,
   type RecvOptions,
+  type BatchOptions,
   type BindOptions,
 } from "./socket.ts";
 export {

@@ -16,6 +16,7 @@ export {
   type Payload,
   type RecvOptions,
   type AsyncOptions,
+  type BatchOptions,
 } from "./socket/coerce.ts";
 export { ReceivedFds, ReceivedInto } from "./socket/results.ts";
 export { UnixStream } from "./socket/stream.ts";

@@ -101,6 +101,23 @@ export interface AsyncOptions {
   signal?: AbortSignal;
 }
 
+/** Options of recvFdsBatch. */
+export interface BatchOptions extends RecvOptions, AsyncOptions {
+  /** At most this many messages per batch (default 64, at most 4096). */
+  maxMessages?: number;
+}
+
+export const DEFAULT_BATCH_MESSAGES = 64;
+const MAX_BATCH_MESSAGES = 4096;
+
+export function maxMessagesOf(opts: BatchOptions | undefined): number {
+  const n = opts?.maxMessages;
+  if (n === undefined) return DEFAULT_BATCH_MESSAGES;
+  if (typeof n !== "number") throw invalidArgType("options.maxMessages", "an integer", describe(n));
+  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH_MESSAGES) throw outOfRange("options.maxMessages", `>= 1 and <= ${MAX_BATCH_MESSAGES}`, String(n));
+  return n;
+}
+
 export function signalOf(opts: AsyncOptions | undefined): AbortSignal | undefined {
   if (opts === undefined) return undefined;
   if (opts === null || typeof opts !== "object") throw invalidArgType("options", "an object", describe(opts));
