@@ -343,7 +343,8 @@ export abstract class UnixSocket implements Disposable {
    * what recvFds(maxFds) returns for that message; the batch ends early at a message with no bytes and
    * no fds (a stream's EOF). An error on the first message rejects; an error on a later one ends the
    * batch before it and is thrown by this socket's next receive (sync or async), so neither the
-   * messages already taken nor the error is lost.
+   * messages already taken nor the error is lost. The error is held by this socket object: close() and
+   * intoFd() drop it (the message it reported was consumed and its fds closed either way).
    */
   recvFdsBatch(maxFds: number, opts?: BatchOptions): Promise<ReceivedFds[]> {
     let signal: AbortSignal | undefined;
