@@ -22,7 +22,7 @@ import { ScmRights, type Drainable } from "./cmsg/scm-rights.ts";
 import { bufferSizeForCredentials, bufferSizeForRights, describe } from "./cmsg/sizes.ts";
 import { ScmCredentials } from "./credentials.ts";
 import { invalidArgType, invalidArgValue, MESSAGES, UnixAncillaryError } from "./errors.ts";
-import { checkFdList, toBytes, toWritable, type Payload } from "./socket.ts";
+import { checkFdList, toBytes, toWritable, UnixSocket, type Payload } from "./socket.ts";
 import { isResizable, isSharedArrayBuffer, typedArrayName, viewBuffer, viewByteLength, viewByteOffset } from "./intrinsics.ts";
 
 export { ScmRights };
@@ -317,6 +317,8 @@ export function cmsgRecvmsg(sock: SocketLike, buffers: readonly (ArrayBufferView
   const fd = fdOf(sock, "sock");
   if (!Array.isArray(buffers)) throw invalidArgType("buffers", "an array of buffers", describe(buffers));
   const list = buffers.map((b, i) => toWritable(b, `buffers[${i}]`));
+  // A socket object's deferred batch error (recvFdsBatch) comes before any later message.
+  if (sock instanceof UnixSocket) sock._throwDeferredReceiveError();
   ancillary._beginReceive();
   const records: ReceivedMessage[] = [];
   const controlLength = engine.receiveControl(fd, list, ancillary._bytes, ancillary._view, 0, records);

@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readSync, writeSync } from "node:fs";
-import { UnixAncillaryError, UnixDatagram, UnixSeqpacket, UnixStream, type ReceivedFds } from "../src/index.ts";
+import { cmsgRecvmsg, SocketAncillary, UnixAncillaryError, UnixDatagram, UnixSeqpacket, UnixStream, type ReceivedFds } from "../src/index.ts";
 import * as sys from "../src/sys.ts";
 import { expectNoFdLeak, fdTarget } from "./helpers/fds.ts";
 
@@ -223,6 +223,86 @@ describe("recvFdsBatch", () => {
       b.close();
       expect((await rejection(pending)).code).toBe("ERR_UA_CLOSED");
       a.close();
+    });
+  });
+
+  /** A datagram pair whose next batch (bufferSize 4) returns ["ab"] and defers a truncation error; "ef" follows. */
+  async function withDeferredError(p: { r: number }): Promise<[UnixDatagram, UnixDatagram]> {
+    const [a, b] = UnixDatagram.pair();
+    a.sendFdsSync("ab", [p.r]);
+    a.sendFdsSync("too long for 4", [p.r]);
+    a.sendFdsSync("ef", [p.r]);
+    const batch = await b.recvFdsBatch(1, { bufferSize: 4 });
+    expect(batch.map(text)).toEqual(["ab"]);
+    closeBatch(batch);
+    return [a, b];
+  }
+
+  test("the low-level cmsgRecvmsg on the socket object throws the deferred error before reading on", async () => {
+    await expectNoFdLeak(async () => {
+      const p = taggedPipe(8);
+      const [a, b] = await withDeferredError(p);
+      using anc = new SocketAncillary(new Uint8Array(SocketAncillary.bufferSizeForRights(2)));
+      const buf = new Uint8Array(16);
+      let code = "";
+      try {
+        cmsgRecvmsg(b, [buf], anc);
+      } catch (e) {
+        code = (e as Rejection).code;
+      }
+      expect(code).toBe("ERR_UA_DATAGRAM_TRUNCATED");
+      const r = cmsgRecvmsg(b, [buf], anc);
+      expect(new TextDecoder().decode(buf.subarray(0, r.bytesRead))).toBe("ef");
+      anc.clear();
+      closePipes([p]);
+      a.close();
+      b.close();
+    });
+  });
+
+  test("close() and intoFd() drop a deferred error: a closed socket says ERR_UA_CLOSED, a socket rebuilt from its fd reads on", async () => {
+    await expectNoFdLeak(async () => {
+      const p = taggedPipe(1);
+      const [a, b] = await withDeferredError(p);
+      b.close();
+      let code = "";
+      try {
+        b.recvFdsSync(1);
+      } catch (e) {
+        code = (e as Rejection).code;
+      }
+      expect(code).toBe("ERR_UA_CLOSED");
+      expect((await rejection(b.recvFdsBatch(1))).code).toBe("ERR_UA_CLOSED");
+      a.close();
+
+      const [c, d] = await withDeferredError(p);
+      const rebuilt = UnixDatagram.fromFd(d.intoFd());
+      expect((await rejection(d.recvFds(1))).code).toBe("ERR_UA_CLOSED");
+      const m = rebuilt.recvFdsSync(1);
+      expect(text(m)).toBe("ef");
+      m.fds[0]!.close();
+      closePipes([p]);
+      c.close();
+      rebuilt.close();
+    });
+  });
+
+  test("options.bufferSize is read once: a getter cannot pass the check and then shrink the buffer", async () => {
+    await expectNoFdLeak(async () => {
+      const [a, b] = UnixStream.pair();
+      a.sendFdsSync("helloworld");
+      let reads = 0;
+      const opts = {
+        get bufferSize() {
+          reads++;
+          return reads === 1 ? 16 : 0;
+        },
+      };
+      const batch = await b.recvFdsBatch(0, opts);
+      expect(reads).toBe(1);
+      expect(batch.map(text)).toEqual(["helloworld"]);
+      a.close();
+      b.close();
     });
   });
 

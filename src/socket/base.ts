@@ -73,6 +73,7 @@ export abstract class UnixSocket implements Disposable {
   close(): void {
     const fd = this.#owned._numberOrMinusOne;
     if (fd < 0) return;
+    this.#deferredRecvError = null;
     this.onClose(fd);
     engine.forget(fd);
     this.#owned.close();
@@ -90,6 +91,7 @@ export abstract class UnixSocket implements Disposable {
   /** Gives up the socket: returns its OwnedFd (the caller owns it) and leaves this object closed. */
   intoFd(): OwnedFd {
     const fd = this.fd;
+    this.#deferredRecvError = null;
     this.onClose(fd);
     engine.forget(fd);
     const moved = adopt(this.#owned.release());
@@ -156,11 +158,12 @@ export abstract class UnixSocket implements Disposable {
     let size = this.defaultBufferSize();
     if (opts !== undefined) {
       if (opts === null || typeof opts !== "object") throw invalidArgType("options", "an object", describe(opts));
-      if (opts.bufferSize !== undefined) {
-        if (!Number.isInteger(opts.bufferSize) || opts.bufferSize < 1 || opts.bufferSize > 1 << 30) {
-          throw outOfRange("options.bufferSize", ">= 1 and <= 2^30", String(opts.bufferSize));
+      const requested: unknown = opts.bufferSize; // read once: a getter must not change it after the check
+      if (requested !== undefined) {
+        if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 1 || requested > 1 << 30) {
+          throw outOfRange("options.bufferSize", ">= 1 and <= 2^30", String(requested));
         }
-        size = opts.bufferSize;
+        size = requested;
       }
     }
     if (size === DEFAULT_STREAM_BUFFER) return (streamScratch ??= new Uint8Array(DEFAULT_STREAM_BUFFER));
@@ -170,20 +173,28 @@ export abstract class UnixSocket implements Disposable {
 
   // Every high-level receive, sync or async, goes through one of these two: the deferred error of a
   // receive batch (recvFdsBatch) is thrown here, by whichever receive comes next.
+  // (The socket's number is read first: a closed socket says ERR_UA_CLOSED, whatever was deferred.)
   protected receive(maxFds: number, exact: boolean, buffers: readonly Uint8Array[], extraFlags: number): OwnedFd[] {
+    const fd = this.fd;
     if (this.#deferredRecvError !== null) this.#throwDeferred();
-    return engine.receiveFds(this.fd, buffers, maxFds, exact, this.kind, extraFlags);
+    return engine.receiveFds(fd, buffers, maxFds, exact, this.kind, extraFlags);
   }
 
   protected receiveOne(maxFds: number, exact: boolean, buffer: Uint8Array, extraFlags: number): OwnedFd[] {
+    const fd = this.fd;
     if (this.#deferredRecvError !== null) this.#throwDeferred();
-    return engine.receiveOne(this.fd, buffer, maxFds, exact, this.kind, extraFlags);
+    return engine.receiveOne(fd, buffer, maxFds, exact, this.kind, extraFlags);
   }
 
   #throwDeferred(): never {
     const e = this.#deferredRecvError;
     this.#deferredRecvError = null;
     throw e;
+  }
+
+  /** @internal For cmsgRecvmsg on a socket object: throws the error a receive batch deferred, if any. */
+  _throwDeferredReceiveError(): void {
+    if (this.#deferredRecvError !== null) this.#throwDeferred();
   }
 
   /**
@@ -341,8 +352,8 @@ export abstract class UnixSocket implements Disposable {
    * `maxMessages` (default 64), without waiting again: one settled promise per batch instead of one per
    * message (each await after a syscall costs ≈ 0.3–0.5 µs here, bench/README.md). Each element is
    * what recvFds(maxFds) returns for that message; the batch ends early at a message with no bytes and
-   * no fds (a stream's EOF). An error on the first message rejects; an error on a later one ends the
-   * batch before it and is thrown by this socket's next receive (sync or async), so neither the
+   * no fds (a stream's EOF, an empty datagram). An error on the first message rejects; an error on a later one ends the
+   * batch before it and is thrown by this socket's next receive (sync, async, or cmsgRecvmsg on this object), so neither the
    * messages already taken nor the error is lost. The error is held by this socket object: close() and
    * intoFd() drop it (the message it reported was consumed and its fds closed either way).
    */
