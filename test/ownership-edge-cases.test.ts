@@ -130,6 +130,23 @@ describe("handoff: fds on rejected paths", () => {
     }
   });
 
+  test("requestHandoff reads its fd option once: a getter cannot pass the checks with one number and be adopted with another", async () => {
+    const [a, b] = UnixStream.pair(); // a stream socket: the checks refuse it
+    const [c, d] = UnixSeqpacket.pair(); // what a getter could swap in after the checks
+    let reads = 0;
+    const opts = {
+      timeoutMs: 100,
+      get fd() {
+        reads++;
+        return reads === 1 ? b.fd : d.fd;
+      },
+    };
+    await expect(requestHandoff(opts)).rejects.toThrow(/not a (seqpacket|SOCK_SEQPACKET)/i);
+    expect(reads).toBe(1);
+    expect(fdTarget(d.fd)).not.toBeNull(); // never adopted, never closed by the library
+    for (const s of [a, b, c, d]) s.close();
+  });
+
   test("old side: an offer frame with an fd instead of hello is rejected and its fd closed", async () => {
     const [srvEnd, peerEnd] = UnixSeqpacket.pair();
     const lsDir = mkdtempSync(join(tmpdir(), "ua-edge-ls-"));

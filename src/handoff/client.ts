@@ -243,22 +243,28 @@ function abortCode(code: unknown): "ERR_UA_BUSY" | "ERR_UA_PEER_REJECTED" | "ERR
 export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<Handoff> {
   if (opts === null || typeof opts !== "object") throw new TypeError("requestHandoff: options must be an object");
   const timeoutMs = intOption("timeoutMs", opts.timeoutMs, 1, MAX_TIMEOUT_MS, 30_000);
-  if (opts.fd !== undefined && !(opts.fd instanceof OwnedFd)) intOption("fd", opts.fd, 0, 2 ** 31 - 1, 0);
-  if (opts.want !== undefined && (!Array.isArray(opts.want) || !opts.want.every((n) => typeof n === "string"))) throw new TypeError("requestHandoff: want must be an array of listener names");
+  // Each option is read once: a getter must not pass the checks with one value and be used with another
+  // (an fd number adopted here is closed by this library later).
+  const fdOption = opts.fd;
+  const wantOption: unknown = opts.want;
+  const pathOption = opts.path;
+  if (fdOption !== undefined && !(fdOption instanceof OwnedFd)) intOption("fd", fdOption, 0, 2 ** 31 - 1, 0);
+  if (wantOption !== undefined && (!Array.isArray(wantOption) || !wantOption.every((n) => typeof n === "string"))) throw new TypeError("requestHandoff: want must be an array of listener names");
+  const want = wantOption === undefined ? undefined : [...(wantOption as string[])];
   const deadline = performance.now() + timeoutMs;
   let sock: UnixSeqpacket;
-  if (opts.fd !== undefined) {
-    if (opts.fd instanceof OwnedFd) sock = UnixSeqpacket.fromFd(opts.fd);
+  if (fdOption !== undefined) {
+    if (fdOption instanceof OwnedFd) sock = UnixSeqpacket.fromFd(fdOption);
     else {
       // Check the number before owning it: if it is not a seqpacket socket the caller still owns it.
-      const type = sys.getsockoptInt(opts.fd, K.SOL_SOCKET, K.SO_TYPE);
-      if (type !== K.SOCK_SEQPACKET) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `requestHandoff: fd ${opts.fd} is not a SOCK_SEQPACKET socket (SO_TYPE ${type}); it was left open and is still yours`);
+      const type = sys.getsockoptInt(fdOption, K.SOL_SOCKET, K.SO_TYPE);
+      if (type !== K.SOCK_SEQPACKET) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `requestHandoff: fd ${fdOption} is not a SOCK_SEQPACKET socket (SO_TYPE ${type}); it was left open and is still yours`);
       // fromFd also refuses other families (e.g. SCTP's seqpacket sockets): check before owning it, too.
-      if (sys.socketDomain(opts.fd) !== K.AF_UNIX) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `requestHandoff: fd ${opts.fd} is not an AF_UNIX socket; it was left open and is still yours`);
-      sock = UnixSeqpacket.fromFd(adopt(opts.fd));
+      if (sys.socketDomain(fdOption) !== K.AF_UNIX) throw new UnixAncillaryError("ERR_UA_PROTOCOL", `requestHandoff: fd ${fdOption} is not an AF_UNIX socket; it was left open and is still yours`);
+      sock = UnixSeqpacket.fromFd(adopt(fdOption));
     }
-  } else if (opts.path !== undefined) {
-    sock = UnixSeqpacket.connectSync(opts.path);
+  } else if (pathOption !== undefined) {
+    sock = UnixSeqpacket.connectSync(pathOption);
   } else {
     const inherited = takeInheritedFd();
     if (inherited) sock = UnixSeqpacket.fromFd(inherited);
@@ -280,7 +286,7 @@ export async function requestHandoff(opts: RequestHandoffOptions = {}): Promise<
     }
     let helloLost: PeerClosedError | null = null;
     try {
-      chan.send(FrameType.Hello, opts.want ? { pid: process.pid, want: opts.want } : { pid: process.pid });
+      chan.send(FrameType.Hello, want ? { pid: process.pid, want } : { pid: process.pid });
     } catch (e) {
       // The old side may refuse (SO_PEERCRED, busy) and close before reading our hello: the hello
       // then fails with EPIPE, but the abort saying why is queued for us. Read it below.
