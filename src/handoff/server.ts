@@ -180,11 +180,13 @@ export class HandoffServer implements Disposable {
       this.#reject = rej;
     });
     this.upgraded.catch(() => {}); // closing without an upgrade is not an unhandled error
-    if (opts.path !== undefined) {
-      this.#bindPath(opts.path);
+    const path = opts.path; // each option read once (a getter could answer differently each time)
+    const socket = opts.socket;
+    if (path !== undefined) {
+      this.#bindPath(path);
       void this.#acceptLoop();
-    } else if (opts.socket !== undefined) {
-      const sock = opts.socket instanceof OwnedFd ? UnixSeqpacket.fromFd(opts.socket) : opts.socket;
+    } else if (socket !== undefined) {
+      const sock = socket instanceof OwnedFd ? UnixSeqpacket.fromFd(socket) : socket;
       void this.#handle(new Channel(sock)).finally(() => {
         if (this.#state !== "upgraded") this.close();
       });
