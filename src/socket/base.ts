@@ -256,10 +256,18 @@ export abstract class UnixSocket implements Disposable {
   // socket never touches the reactor or an async function chain. Bad arguments reject (they never
   // throw synchronously from an async method).
 
-  /** One attempt at a scalar receive without blocking: AGAIN if nothing is there yet. */
-  #tryReceive(maxFds: number, exact: boolean, buffer: Uint8Array): OwnedFd[] | typeof AGAIN {
-    const fds = this.receiveOne(maxFds, exact, buffer, K.MSG_DONTWAIT);
-    return fds === WOULD_BLOCK_FDS ? AGAIN : fds;
+  /**
+   * One attempt at an allocating receive without blocking (recvFds, recvFdsExact, recvFdsBatch): the
+   * message copied out of `scratch`, or AGAIN if nothing is there yet. An error carries the bytes read.
+   */
+  #tryReceiveFds(maxFds: number, exact: boolean, scratch: Uint8Array): ReceivedFds | typeof AGAIN {
+    let fds: OwnedFd[];
+    try {
+      fds = this.receiveOne(maxFds, exact, scratch, K.MSG_DONTWAIT);
+    } catch (e) {
+      throw withData(e, scratch);
+    }
+    return fds === WOULD_BLOCK_FDS ? AGAIN : new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
   }
 
   /**
@@ -320,15 +328,7 @@ export abstract class UnixSocket implements Disposable {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.schedule(this.recvQueue, "readable", signal, () => {
-      let fds: OwnedFd[] | typeof AGAIN;
-      try {
-        fds = this.#tryReceive(maxFds, exact, scratch);
-      } catch (e) {
-        throw withData(e, scratch);
-      }
-      return fds === AGAIN ? AGAIN : new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
-    });
+    return this.schedule(this.recvQueue, "readable", signal, () => this.#tryReceiveFds(maxFds, exact, scratch));
   }
 
   #receiveIntoAsync(maxFds: number, exact: boolean, buffers: () => Uint8Array[], opts: AsyncOptions | undefined): Promise<ReceivedInto> {
@@ -369,15 +369,7 @@ export abstract class UnixSocket implements Disposable {
     } catch (e) {
       return Promise.reject(e);
     }
-    const one = (): ReceivedFds | typeof AGAIN => {
-      let fds: OwnedFd[] | typeof AGAIN;
-      try {
-        fds = this.#tryReceive(maxFds, false, scratch);
-      } catch (e) {
-        throw withData(e, scratch);
-      }
-      return fds === AGAIN ? AGAIN : new ReceivedFds(scratch.slice(0, engine.bytesRead), fds);
-    };
+    const one = () => this.#tryReceiveFds(maxFds, false, scratch);
     return this.schedule(this.recvQueue, "readable", signal, () => {
       const first = one();
       if (first === AGAIN) return AGAIN;
