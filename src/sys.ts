@@ -66,6 +66,11 @@ export function setCloseHook(hook: ((fd: number) => void) | null): void {
   closeHook = hook;
 }
 
+/** Runs the close hook for `fd` without closing it (an fd about to leave the library's hands). */
+export function runCloseHook(fd: number): void {
+  if (closeHook !== null) closeHook(fd);
+}
+
 /** close(2). Never retried: on Linux the fd is released even when close reports EINTR. Errors are ignored. */
 export function closeFd(fd: number): void {
   if (closeHook !== null) closeHook(fd);

@@ -71,3 +71,25 @@ test("layers: the core never imports handoff/ or pool/, handoff/ never imports p
   }
   expect(wrong).toEqual([]);
 });
+
+/** Files loaded by importing `entry`, following value imports only (lazy require()s are not followed). */
+function staticClosure(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const walk = (f: string): void => {
+    if (seen.has(f)) return;
+    seen.add(f);
+    for (const g of graph.get(f) ?? []) walk(g);
+  };
+  walk(entry);
+  return seen;
+}
+
+test("the reactor loads on the first async wait, not at import (bench/startup.ts)", () => {
+  for (const entry of ["index.ts", "handoff/index.ts", "pool/index.ts"]) {
+    const loaded = [...staticClosure(entry)].filter((f) => f.startsWith("async/"));
+    expect({ entry, loaded: loaded.filter((f) => /reactor|backend/.test(f)) }).toEqual({ entry, loaded: [] });
+  }
+  // The door the socket layer waits through, and the one lazy require behind it.
+  expect(staticClosure("index.ts").has("async/wait.ts")).toBe(true);
+  expect(readFileSync(join(ROOT, "async", "wait.ts"), "utf8")).toContain('require("./reactor.ts")');
+});

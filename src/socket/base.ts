@@ -21,7 +21,7 @@ import { closedError, invalidArgType, MESSAGES, outOfRange, UnixAncillaryError }
 import { describe } from "../cmsg/sizes.ts";
 import { viewByteLength } from "../intrinsics.ts";
 import { OpQueue, abortError } from "../async/queue.ts";
-import { forget, waitFor } from "../async/reactor.ts";
+import { forget, waitFor } from "../async/wait.ts";
 import { AGAIN, attemptOnce, orAgain, YIELDS, type Attempt } from "../async/attempt.ts";
 import { checkFdList, checkMaxFds, holdFds, maxMessagesOf, resolveFdList, signalOf, toByteList, toBytes, toWritable, type AsyncOptions, type BatchOptions, type Payload, type RecvOptions } from "./coerce.ts";
 import { ReceivedFds, ReceivedInto } from "./results.ts";

@@ -10,7 +10,7 @@ import * as sys from "../sys.ts";
 import { invalidArgType, SystemError, UnixAncillaryError } from "../errors.ts";
 import { describe } from "../cmsg/sizes.ts";
 import { abortError } from "../async/queue.ts";
-import { forget, waitFor } from "../async/reactor.ts";
+import { forget, waitFor } from "../async/wait.ts";
 import { isWouldBlock, sleep } from "../async/attempt.ts";
 
 type SocketType = "stream" | "datagram" | "seqpacket";

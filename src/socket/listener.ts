@@ -12,7 +12,7 @@ import * as sys from "../sys.ts";
 import { closedError, invalidArgType, outOfRange, UnixAncillaryError } from "../errors.ts";
 import { describe } from "../cmsg/sizes.ts";
 import { OpQueue } from "../async/queue.ts";
-import { forget, waitFor } from "../async/reactor.ts";
+import { forget, waitFor } from "../async/wait.ts";
 import { isWouldBlock } from "../async/attempt.ts";
 import { signalOf, type AsyncOptions } from "./coerce.ts";
 import { checkSocketType, requireSeqpacket } from "./create.ts";
