@@ -8,7 +8,8 @@
  *      (this script re-spawned with --echo-child).
  *   2. streaming throughput: 10,000 messages of 1 byte + 1 fd; the receiver does `await recvFds(1)` in
  *      a loop and closes each fd; the sender uses async sendFds (variant A) or sendFdsSync with at most
- *      128 messages in flight (variant B; a blocking sync send on the receiver's thread must never block).
+ *      128 messages in flight (variant B; a blocking sync send on the receiver's thread must never block),
+ *      and variant B with the receiver taking every queued message per await (`recvFdsBatch`).
  *   3. idle CPU of an armed reactor: process.cpuUsage() (all threads) while one recvFds is pending
  *      and nothing arrives.
  * Baselines: the synchronous round trip (sendFdsSync + recvFdsSync + close) and, when gcc is present,
@@ -24,6 +25,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readdirSync, statSync } fro
 import { join } from "node:path";
 import { OwnedFd, UnixStream, type ReceivedFds } from "../src/index.ts";
 import * as reactor from "../src/async/reactor.ts";
+import { printGoals, type GoalRow } from "./goals.ts";
 
 // ---- child mode: echo server on fd 3 (for the cross-process ping-pong) ----------------------------
 if (process.argv.includes("--echo-child")) {
@@ -164,16 +166,19 @@ async function pingPongCrossProcess(iters: number, warm: number): Promise<Float6
   return lat.sort();
 }
 
-async function streaming(n: number, variant: "async" | "windowed-sync"): Promise<number> {
+async function streaming(n: number, variant: "async" | "windowed-sync", batched = false): Promise<number> {
   const [a, b] = UnixStream.pair();
   let got = 0;
   let wake = null as (() => void) | null;
+  const take = (m: ReceivedFds) => {
+    if (m.fds.length !== 1 || m.data.byteLength !== 1) throw new Error(`streaming: got ${m.data.byteLength} bytes, ${m.fds.length} fds`);
+    m.fds[0]!.close();
+    got++;
+  };
   const receiver = (async () => {
     while (got < n) {
-      const m = await b.recvFds(1);
-      if (m.fds.length !== 1 || m.data.byteLength !== 1) throw new Error(`streaming: got ${m.data.byteLength} bytes, ${m.fds.length} fds`);
-      m.fds[0]!.close();
-      got++;
+      if (batched) for (const m of await b.recvFdsBatch(1)) take(m);
+      else take(await b.recvFds(1));
       const w = wake;
       if (w !== null) {
         wake = null;
@@ -280,17 +285,23 @@ const streamA: number[] = [];
 const streamB: number[] = [];
 const ratiosA: number[] = [];
 const ratiosB: number[] = [];
+const streamC: number[] = [];
+const ratiosC: number[] = [];
 {
   let before = syncRoundTrips(cfg.bracketMs);
   for (let i = 0; i < cfg.streamReps; i++) {
     const a = await streaming(cfg.streamMsgs, "async");
     const mid = syncRoundTrips(cfg.bracketMs);
     const b = await streaming(cfg.streamMsgs, "windowed-sync");
+    const mid2 = syncRoundTrips(cfg.bracketMs);
+    const c = await streaming(cfg.streamMsgs, "windowed-sync", true);
     const after = syncRoundTrips(cfg.bracketMs);
     streamA.push(a);
     streamB.push(b);
+    streamC.push(c);
     ratiosA.push(a / ((before + mid) / 2));
-    ratiosB.push(b / ((mid + after) / 2));
+    ratiosB.push(b / ((mid + mid2) / 2));
+    ratiosC.push(c / ((mid2 + after) / 2));
     before = after;
   }
 }
@@ -346,11 +357,27 @@ console.log(`streaming ${cfg.streamMsgs} msgs (1 byte + 1 fd), receiver \`await 
 console.log(`divided by the sync round-trip rate measured right before and after it (median ratio, [min–max]):`);
 console.log(`  sender async sendFds:            ${rate(sA)}  = ${ratioA.toFixed(2)}× ${range(ratiosA)} sync round-trip rate  target ≥ 0.7×${mark(ratioA >= 0.7)}`);
 console.log(`  sender sendFdsSync, window 128:  ${rate(sB)}  = ${ratioB.toFixed(2)}× ${range(ratiosB)} sync round-trip rate  target ≥ 0.7×${mark(ratioB >= 0.7)}`);
+const ratioC = median(ratiosC);
+console.log(`  the same, receiver \`await recvFdsBatch(1)\`: ${rate(median(streamC))}  = ${ratioC.toFixed(2)}× ${range(ratiosC)} sync round-trip rate`);
 if (c) console.log(`  C epoll streaming receiver (sender thread): ${rate(c.stream_msgs_per_s!)}  → JS/C ${(sA / c.stream_msgs_per_s!).toFixed(2)}× (async) ${(sB / c.stream_msgs_per_s!).toFixed(2)}× (windowed sync)`);
+// The goal rows, printed last (issue 14: ping-pong ≤ 1.3× C, stream ≤ 1.1× C per message; issue 12:
+// async streaming ≥ 0.8× the sync rate).
+const goalRows: GoalRow[] = [
+  { what: "async stream in one process, `await sendFds` / `await recvFds(1)`, vs the sync round-trip rate", measured: `${ratioA.toFixed(2)}×`, goal: "≥ 0.80×", met: ratioA >= 0.8 },
+  { what: "async stream in one process, windowed sendFdsSync / `await recvFdsBatch(1)`, vs the sync round-trip rate", measured: `${ratioC.toFixed(2)}×`, goal: "≥ 0.80×", met: ratioC >= 0.8 },
+];
+if (c) {
+  const ppRatio = p50 / (c.pingpong_p50_ns! / 1e6);
+  goalRows.unshift({ what: "async ping-pong p50 (one process) vs C epoll ping-pong p50", measured: `${us(p50)} = ${ppRatio.toFixed(2)}× C`, goal: "≤ 1.30×", met: ppRatio <= 1.3 });
+}
 if (c) {
   const perMsg = (cs: number[], js: number[]) => js.map((r, i) => cs[i]! / r).sort((x, y) => x - y);
   const one = perMsg(cStream, jsFromC);
   const batch = perMsg(cBeforeBatch, jsBatchFromC);
+  goalRows.push(
+    { what: "async stream from the C sender, `await recvFdsBatch(1)`, time per message vs C receiver", measured: `${median(batch).toFixed(2)}×`, goal: "≤ 1.10×", met: median(batch) <= 1.1 },
+    { what: "async stream from the C sender, one `await recvFds(1)` per message, vs C receiver", measured: `${median(one).toFixed(2)}×`, goal: "≤ 1.10×", met: median(one) <= 1.1 },
+  );
   console.log(`  same shape as C — the C sender process streams to a JS receiver (paired with the C receiver's run next to it):`);
   console.log(`    \`await recvFds(1)\` per message:      ${rate(median(jsFromC))}  = ${median(one).toFixed(2)}× C per message ${range(one)}`);
   console.log(`    \`await recvFdsBatch(1)\` per batch:   ${rate(median(jsBatchFromC))}  = ${median(batch).toFixed(2)}× C per message ${range(batch)}  target ≤ 1.1× C per message${mark(median(batch) <= 1.1)}`);
@@ -363,6 +390,7 @@ if (stats) console.log(`reactor stats: ${JSON.stringify(stats())}`);
 console.log("");
 const leaked = fdAfter - fdBaseline;
 console.log(`fd check: ${fdBaseline} open after warm-up, ${fdAfter} after all runs → ${leaked === 0 ? "no leak" : `LEAK of ${leaked}`}`);
+printGoals(goalRows);
 console.log(`total ${((performance.now() - tStart) / 1000).toFixed(1)} s`);
 
 closeSync(devNull);

@@ -9,9 +9,12 @@
  * successor's ready event), commit -> old process exit (drain window 1 s included), the fd count of
  * every generation, and post-handoff keep-alive throughput against a fresh Bun.serve measured
  * interleaved in the same run. Exit code 1 on any lost request.
+ * Ends with the goal row (bench/goals.ts): SIGHUP -> ready p50, also as a ratio to a bare `bun -e 0`
+ * spawned after every handoff under the same load (the 40 ms goal was set where bare Bun took 7 ms).
  */
 import { AppChain, compareThroughput } from "../examples/handoff-harness.ts";
 import { formatLoad, httpLoad } from "../test/helpers/http-load.ts";
+import { GOAL_MACHINE_BARE_BUN_MS, printGoals } from "./goals.ts";
 
 const COUNT = Number(process.argv[2] ?? 50);
 const SERVER = process.argv[3] ?? "bun-serve";
@@ -25,6 +28,7 @@ try {
   const inner: number[] = [], outer: number[] = [], fds: number[] = [], kinds: Record<string, number> = {};
   const phases: Record<string, number[]> = {};
   const commits = new Map<number, number>();
+  const bare: number[] = [];
   const t0 = performance.now();
   for (let i = 0; i < COUNT; i++) {
     await Bun.sleep(50);
@@ -45,6 +49,10 @@ try {
     fds.push(ready.fds as number);
     commits.set(handedOff.pid, handedOff.stoppedAcceptingAt as number);
     kinds[String(ready.kind)] = (kinds[String(ready.kind)] ?? 0) + 1;
+    // The machine's speed right now, under the same load: one bare Bun process start -> exit.
+    const b0 = performance.now();
+    await Bun.spawn([process.execPath, "-e", "0"], { stdout: "ignore", stderr: "ignore" }).exited;
+    bare.push(performance.now() - b0);
     if ((i + 1) % 10 === 0) console.log(`${i + 1}/${COUNT} handoffs: ${formatLoad(load.snapshot())}`);
   }
   await Bun.sleep(300);
@@ -68,6 +76,16 @@ try {
   await fresh.start();
   const t = await compareThroughput(chain.port, fresh.port, 700, 9);
   console.log(`throughput (keep-alive GET, 32 connections, median of 9 alternating 0.7 s pairs): post-handoff ${Math.round(t.adopted)} req/s, fresh Bun.serve ${Math.round(t.fresh)} req/s -> ${t.ratio.toFixed(2)}x`);
+  const goalRatio = 40 / GOAL_MACHINE_BARE_BUN_MS;
+  const readyRatio = pct(outer, 50) / pct(bare, 50);
+  printGoals([
+    {
+      what: `handoff SIGHUP -> successor ready p50 (${SERVER}, under load)`,
+      measured: `${pct(outer, 50).toFixed(1)} ms = ${readyRatio.toFixed(1)}× a bare \`bun -e 0\` (${pct(bare, 50).toFixed(1)} ms, same load)`,
+      goal: `≤ 40 ms on a quiet machine where bare Bun takes ${GOAL_MACHINE_BARE_BUN_MS} ms (${goalRatio.toFixed(1)}× bare)`,
+      met: readyRatio <= goalRatio,
+    },
+  ]);
   if (r.lost > 0 || new Set(fds).size !== 1) process.exitCode = 1;
 } finally {
   await chain.close();

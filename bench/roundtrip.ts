@@ -25,6 +25,7 @@ import { abi } from "../src/platform/index.ts";
 import { adopt } from "../src/owned-fd.ts";
 import { RawRoundTrip, rawClose, rawSocketpair } from "./raw-ffi.ts";
 import { checkAllocations, BUFFER_TYPES, type AllocReport } from "./alloc-check.ts";
+import { printGoals, type GoalRow } from "./goals.ts";
 
 const QUICK = process.argv.includes("--quick");
 const CFG = QUICK
@@ -402,6 +403,16 @@ for (const g of groups) {
   row.push(g.alloc ? fmt(paired(results.get(g.alloc)!, R)) : "");
   ratioRows.push(row);
 }
+// The goal rows (printed last): issue 12's "1 fd ≤ 1.06×, 16 and 253 fds ≤ 1.10× raw bun:ffi" and
+// issue 14's "16 / 253 fds ≤ 1.05× raw bun:ffi".
+const goalRows: GoalRow[] = [];
+for (const g of groups) {
+  const pr = paired(results.get(g.pub)!, results.get(g.raw)!).med;
+  const goals = g.n === 1 ? [1.06] : [1.1, 1.05]; // issue 12; issue 14 (16 and 253 fds)
+  for (const goal of goals) {
+    goalRows.push({ what: `${g.n} fd${g.n > 1 ? "s" : ""}, public / raw bun:ffi (sync round trip)`, measured: fmtX(pr), goal: `≤ ${goal.toFixed(2)}×`, met: pr <= goal });
+  }
+}
 console.log(table(["fds/msg", "public / raw-FFI", "≤ 1.10×", "public / C", "raw-FFI / C", "with `using` / raw", "recvFdsSync / raw"], ratioRows, [true, true, false, true, true, true, true]));
 
 // ---- breakdown ----------------------------------------------------------------------------------
@@ -482,6 +493,8 @@ console.log(
     (fdsAtEnd.size === fdsAtStart.size && added.length === 0 ? "no leak" : `LEAK? new: ${added.map(([fd, t]) => `${fd}->${t}`).join(", ")}`),
 );
 console.log(`total runtime ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+printGoals(goalRows);
 
 const bufferAllocs = BUFFER_TYPES.reduce((s, t) => s + Math.max(0, allocRuns[0]!.allocated[t]), 0);
 if (fdsAtEnd.size !== fdsAtStart.size || bufferAllocs > 0) process.exitCode = 1;

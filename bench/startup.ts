@@ -8,9 +8,13 @@
  * 1. Process wall time (spawn -> exit) and CPU time (user + system, from the child's rusage) of
  *    `bun -e 0`, `import "unix-ancillary"` and `import "unix-ancillary/handoff"`, each round in a
  *    shuffled order. On a shared machine the CPU time is the steadier of the two: compare that.
+ *    Ends with the goal rows (bench/goals.ts): each entry's wall time over bare Bun, also as a ratio
+ *    to the bare Bun of the same rounds (the goals were set where bare Bun took ≈ 7 ms).
  * 2. Where an import's time goes: timing marks around the platform layer's steps (ABI detection,
  *    table selection, libc dlopen) and the two entry points, each in a fresh process, medians.
  */
+import { GOAL_MACHINE_BARE_BUN_MS, printGoals, type GoalRow } from "./goals.ts";
+
 const ROUNDS = Number(process.argv[2] ?? 15);
 const OTHER = process.argv[3];
 const root = new URL("..", import.meta.url).pathname;
@@ -109,3 +113,18 @@ console.log(`\nimport phases (timing marks, ${ROUNDS} fresh processes, medians; 
 console.log("| step | median ms |");
 console.log("|---|---|");
 PHASE_NAMES.forEach((n, i) => console.log(`| ${n} | ${median(phases[i]!).toFixed(2)} |`));
+
+// ---- 3. goals ----
+const goalRows: GoalRow[] = [];
+for (const [k, goalMs] of [['import "unix-ancillary"', 3], ['import "unix-ancillary/handoff"', 8]] as const) {
+  const w = median(wall[k]!);
+  const c = median(cpu[k]!);
+  const goalRatio = (GOAL_MACHINE_BARE_BUN_MS + goalMs) / GOAL_MACHINE_BARE_BUN_MS;
+  goalRows.push({
+    what: `\`${k}\`, wall over bare Bun`,
+    measured: `+${(w - bareWall).toFixed(1)} ms = ${(w / bareWall).toFixed(2)}× bare (CPU +${(c - bareCpu).toFixed(1)} ms)`,
+    goal: `≤ +${goalMs} ms where bare Bun takes ${GOAL_MACHINE_BARE_BUN_MS} ms (${goalRatio.toFixed(2)}× bare)`,
+    met: w / bareWall <= goalRatio,
+  });
+}
+printGoals(goalRows);
