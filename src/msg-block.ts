@@ -17,7 +17,7 @@
 import { ptr, type Pointer } from "bun:ffi";
 import { abi } from "./platform/index.ts";
 import { storeWords } from "./cmsg/fields.ts";
-import { viewBuffer, viewByteLength } from "./intrinsics.ts";
+import { isResizable, viewBuffer, viewByteLength } from "./intrinsics.ts";
 
 const M = abi.msghdr;
 const IOV = abi.iovec;
@@ -43,9 +43,9 @@ export class MsgBlock {
   readonly #controlAddress: number;
   // The iovec's current target: a loop reusing one buffer skips ptr() (≈20 ns). A given typed array's
   // address never changes once its ArrayBuffer exists (docs/design.md, "Pointers and buffers"), and its
-  // offset is fixed at construction, so identity plus length is a sufficient key: a detached view, or
-  // one whose resizable buffer shrank below it, reads as length 0, and only non-empty views are
-  // remembered. (Reading byteOffset too cost ≈ 1 % of a 1-fd round trip: it touches the ArrayBuffer.)
+  // offset is fixed at construction, so identity plus length is a sufficient key: a detached view
+  // reads as length 0, and only non-empty views over non-resizable buffers are remembered. (Reading
+  // byteOffset too cost ≈ 1 % of a 1-fd round trip: it touches the ArrayBuffer.)
   #buf: Uint8Array | null = null;
   /** Held only to keep `.buffer` materialised (see setBuffer): never read. */
   #arrayBuffer: ArrayBufferLike | null = null;
@@ -76,10 +76,13 @@ export class MsgBlock {
     if (buf === this.#buf && len === this.#bufLength) return;
     let address = 0;
     if (len > 0) {
-      if (buf === this.#seen) {
+      if (buf === this.#seen && !isResizable(materialise(buf))) {
         // Second use in a row: remember it. Materialise the ArrayBuffer before taking the address —
         // JSC moves a small typed array's storage when its .buffer is first created, which would
         // strand a remembered pointer; afterwards the storage stays put for the life of the buffer.
+        // Never a resizable buffer's view: WebAssembly.Memory#toResizableBuffer() memory moves on
+        // grow() while its views stay attached with the same length (docs/design.md, "Pointers
+        // and buffers"), so such a view gets a fresh address every call.
         this.#arrayBuffer = materialise(buf);
         this.#buf = buf;
         this.#bufLength = len;

@@ -3,7 +3,7 @@
  *
  * Ownership contract: an OwnedFd owns exactly one open fd from construction until close() or release().
  * close() closes it exactly once (idempotent); release() hands the number back to the caller, who then
- * owns it. After either, `fd` throws ERR_UA_CLOSED, so a stale number is never used by mistake. A
+ * owns it (both first cancel the library's pending waits on it: sys.ts close hook). After either, `fd` throws ERR_UA_CLOSED, so a stale number is never used by mistake. A
  * FinalizationRegistry closes fds whose OwnedFd was dropped unclosed — a safety net only (it never
  * runs at process exit and the GC cannot see fd pressure). With UNIX_ANCILLARY_DEBUG set, every OwnedFd
  * records where it was created and the net's warning names that site, so a missing close() can be found.
@@ -13,7 +13,7 @@
  * receive — never pays for the registry (register + unregister ≈ 80–120 ns per fd). Until then the
  * pending stack holds the object strongly, so nothing can be collected unregistered.
  */
-import { closeFd, dupCloexec, isOpen } from "./sys.ts";
+import { closeFd, dupCloexec, isOpen, runCloseHook } from "./sys.ts";
 import { closedError, invalidArgType, SystemError } from "./errors.ts";
 import { abi } from "./platform/index.ts";
 import { heldFd } from "./held-fd.ts";
@@ -214,11 +214,17 @@ export class OwnedFd implements Disposable {
     closeFd(fd);
   }
 
-  /** Gives up ownership and returns the number; the caller must close it. */
+  /**
+   * Gives up ownership and returns the number; the caller must close it. Like close(), it first ends
+   * the library's interest in the number: a pending async operation on it (a socket made with
+   * fromFd(this)) is rejected with ERR_UA_CLOSED and its readiness registration dropped, because the
+   * library can no longer know what the number will name.
+   */
   release(): number {
     const fd = this.fd;
     this.#fd = -1;
     this.#disown();
+    runCloseHook(fd);
     return fd;
   }
 

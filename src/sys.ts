@@ -59,7 +59,7 @@ export function retry(syscall: string, f: () => number, path?: string): number {
 let closeHook: ((fd: number) => void) | null = null;
 
 /**
- * Registers the function every library close runs first (the reactor uses it to drop the fd's epoll
+ * Registers the function every library close (and OwnedFd.release) runs first (the reactor uses it to drop the fd's epoll
  * registration and reject its waiters, so a reused fd number never inherits a stale registration).
  */
 export function setCloseHook(hook: ((fd: number) => void) | null): void {

@@ -560,6 +560,19 @@ describe("receive/send block iovec cache: buffer identity, offsets, detached and
     });
   });
 
+  // WebAssembly.Memory#toResizableBuffer(): grow() moves the storage under an attached view of the same
+  // length (with fast memories off: deterministic). A remembered pointer would receive into freed
+  // memory and send stale bytes. Child process: the JSC option is process-wide.
+  test.skipIf(process.env.UA_EMULATED === "1")("a view over wasm memory that moves on grow(): receives and sends use the view's current storage (skipped under qemu-user)", () => {
+    const r = Bun.spawnSync([process.execPath, join(import.meta.dir, "fixtures", "wasm-moving-buffer.ts")], {
+      env: { ...process.env, BUN_JSC_useWasmFastMemory: "0" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(r.stderr.toString()).toBe("");
+    expect(JSON.parse(r.stdout.toString().trim())).toEqual({ recvMoved: true, received: "RECEIVED", sendMoved: true, sent: "NEWBYTES" });
+  });
+
   test("a send buffer whose ArrayBuffer was transferred away sends nothing stale", async () => {
     await expectNoFdLeak(() => {
       const [tx, rx] = UnixDatagram.pair();
@@ -791,6 +804,36 @@ describe("UnixSocket.fromFd: the socket and the OwnedFd it took agree on whether
       d.close();
       peer.close();
       expect(isOpen(y)).toBe(false);
+    }
+  });
+
+  test("releasing the taken OwnedFd rejects the socket's pending wait (ERR_UA_CLOSED) and drops its registration, so a socket that reuses the number still wakes", async () => {
+    const [x, y] = sys.socketpair(K.SOCK_STREAM);
+    const peer = OwnedFd.from(x);
+    const owned = OwnedFd.from(y);
+    const s = UnixStream.fromFd(owned);
+    const w = s.recvFds(0);
+    expect(await stateAfter(w, 60)).toBe("pending"); // registered with the reactor
+    const registered = reactorStats().registered;
+    expect(owned.release()).toBe(y);
+    expect(reactorStats().registered).toBe(registered - 1);
+    expect(await w.then(() => "resolved", (e) => (e instanceof UnixAncillaryError ? e.code : String(e)))).toBe("ERR_UA_CLOSED");
+    expect(s.closed).toBe(true);
+    closeRaw(y); // the caller owns the number now
+    const [c, d] = UnixStream.pair();
+    const reused = c.fd === y ? c : d.fd === y ? d : null;
+    expect(reused).not.toBeNull(); // precondition
+    const other = reused === c ? d : c;
+    try {
+      const w2 = reused!.recvFds(0);
+      expect(await stateAfter(w2, 60)).toBe("pending");
+      other.sendFdsSync("after-release");
+      expect(text((await w2).data)).toBe("after-release");
+    } finally {
+      s.close();
+      c.close();
+      d.close();
+      peer.close();
     }
   });
 });
