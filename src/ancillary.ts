@@ -305,7 +305,10 @@ export function cmsgSendmsg(sock: SocketLike, buffers: readonly Payload[], ancil
       `${length} bytes of control data exceed what ${abi.libc} libc's sendmsg accepts (${abi.maxSendControlBytes}, i.e. ${abi.maxFdsPerSend} fds); split the fds across several messages`,
     );
   }
-  return engine.sendControl(fd, list, length > 0 ? ancillary._bytes : null, length, 0);
+  // A socket object or OwnedFd keeps its number; a bare number or `{ fd }` may name another socket
+  // next time (msg-io.ts, SO_NOSIGPIPE on Apple).
+  const owner = sock instanceof UnixSocket || sock instanceof OwnedFd ? sock : null;
+  return engine.sendControl(owner, fd, list, length > 0 ? ancillary._bytes : null, length, 0);
 }
 
 /**

@@ -216,7 +216,7 @@ class Sender {
     const blk = this.#block;
     blk.setBuffer(data);
     blk.setControl(control);
-    if (NOSIGPIPE_OPTION) noSigpipe(sock);
+    if (NOSIGPIPE_OPTION) noSigpipe(socket, sock);
     const r = sendmsg(sock, blk.address, SEND_FLAGS | extraFlags);
     keepAlive(data);
     return r;
@@ -227,26 +227,26 @@ class Sender {
     const control = this.#stageRights(fds);
     const sock = socket.fd; // after the fd getters (see #stageRights)
     const nb = this.#aim(buffers);
-    const r = this.#sendmsg(sock, nb, control > 0 ? this.#block.address + this.#block.controlOffset : 0, control, extraFlags);
+    const r = this.#sendmsg(socket, sock, nb, control > 0 ? this.#block.address + this.#block.controlOffset : 0, control, extraFlags);
     keepAlive(buffers);
     return r;
   }
 
-  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll). */
-  sendRange(sock: number, data: Uint8Array, start: number, extraFlags: number): number {
+  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll on the socket object `owner`). */
+  sendRange(owner: object, sock: number, data: Uint8Array, start: number, extraFlags: number): number {
     const blk = this.#block;
     blk.setRange(data, start);
     blk.setControl(0);
-    const r = this.#sendmsgAt(sock, blk.address, extraFlags);
+    const r = this.#sendmsgAt(owner, sock, blk.address, extraFlags);
     keepAlive(data);
     return r;
   }
 
   /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). */
-  sendControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
+  sendControl(owner: object | null, sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
     const nb = this.#aim(buffers);
     const address = control !== null && controlLen > 0 ? ptr(control) : 0;
-    const r = this.#sendmsg(sock, nb, address, controlLen, extraFlags);
+    const r = this.#sendmsg(owner, sock, nb, address, controlLen, extraFlags);
     keepAlive(buffers, control);
     return r;
   }
@@ -261,27 +261,32 @@ class Sender {
   }
 
   /** sendmsg through the general header (caller iovec list). */
-  #sendmsg(sock: number, iovlen: number, control: number, controllen: number, extraFlags: number): number {
+  #sendmsg(owner: object | null, sock: number, iovlen: number, control: number, controllen: number, extraFlags: number): number {
     const h = this.#hdr;
     h.aim(this.#iov.address, iovlen, control, controllen);
-    return this.#sendmsgAt(sock, h.address, extraFlags);
+    return this.#sendmsgAt(owner, sock, h.address, extraFlags);
   }
 
   /** sendmsg(2) of a prepared msghdr, EINTR retried; errno is read right after the failing call. */
-  #sendmsgAt(sock: number, header: Pointer, extraFlags: number): number {
-    if (NOSIGPIPE_OPTION) noSigpipe(sock);
+  #sendmsgAt(owner: object | null, sock: number, header: Pointer, extraFlags: number): number {
+    if (NOSIGPIPE_OPTION) noSigpipe(owner, sock);
     return sendmsg(sock, header, SEND_FLAGS | extraFlags);
   }
 }
 
-/** Apple: sockets that already have SO_NOSIGPIPE (no MSG_NOSIGNAL there). */
-const nosigpipeDone = new Set<number>();
+/**
+ * Apple has no MSG_NOSIGNAL: a socket needs SO_NOSIGPIPE before its first send, and the option sticks
+ * to the socket. It is remembered per socket *object* (or OwnedFd), never per number: an object's number
+ * never changes, and once it is closed — even behind its back, through the OwnedFd a socket took — it
+ * cannot send again, while a number can be closed and reused by code the library never sees. A bare
+ * number (the low-level cmsgSendmsg) gets the option before every send.
+ */
+const nosigpipeDone = new WeakSet<object>();
 
-/** The option sticks to the socket; set it before its first send. */
-function noSigpipe(sock: number): void {
-  if (nosigpipeDone.has(sock)) return;
+function noSigpipe(owner: object | null, sock: number): void {
+  if (owner !== null && nosigpipeDone.has(owner)) return;
   setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
-  nosigpipeDone.add(sock);
+  if (owner !== null) nosigpipeDone.add(owner);
 }
 
 /** One per thread: the preallocated buffers of every send and receive. */
@@ -326,31 +331,26 @@ class Engine {
     }
   }
 
-  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll). Runs no user code. */
-  sendRange(sock: number, data: Uint8Array, start: number, extraFlags: number): number {
-    if (this.#sending) return new Sender().sendRange(sock, data, start, extraFlags);
+  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll on `owner`). Runs no user code. */
+  sendRange(owner: object, sock: number, data: Uint8Array, start: number, extraFlags: number): number {
+    if (this.#sending) return new Sender().sendRange(owner, sock, data, start, extraFlags);
     this.#sending = true;
     try {
-      return this.#sender.sendRange(sock, data, start, extraFlags);
+      return this.#sender.sendRange(owner, sock, data, start, extraFlags);
     } finally {
       this.#sending = false;
     }
   }
 
   /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). Runs no user code. */
-  sendControl(sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
-    if (this.#sending) return new Sender().sendControl(sock, buffers, control, controlLen, extraFlags);
+  sendControl(owner: object | null, sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
+    if (this.#sending) return new Sender().sendControl(owner, sock, buffers, control, controlLen, extraFlags);
     this.#sending = true;
     try {
-      return this.#sender.sendControl(sock, buffers, control, controlLen, extraFlags);
+      return this.#sender.sendControl(owner, sock, buffers, control, controlLen, extraFlags);
     } finally {
       this.#sending = false;
     }
-  }
-
-  /** Forget the SO_NOSIGPIPE memo for an fd number that is being closed (its number may be reused). */
-  forget(sock: number): void {
-    if (nosigpipeDone.size > 0) nosigpipeDone.delete(sock);
   }
 
   // ---- receive side ----

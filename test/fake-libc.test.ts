@@ -9,14 +9,19 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 
 const dir = join(import.meta.dir, "fake-libc");
-const suites = readdirSync(dir).filter((f) => f.endsWith(".suite.ts")).sort().map((f) => `./test/fake-libc/${f}`);
+const suites = readdirSync(dir).filter((f) => f.endsWith(".suite.ts") && f !== "violation-probe.suite.ts").sort().map((f) => `./test/fake-libc/${f}`);
 const emulated = process.env.UA_EMULATED === "1";
 
+// One process per suite file: harness.ts registers its violation check (afterEach) when it is first
+// imported, and Bun attaches a hook registered during a file's import to that file only — with all
+// suites in one process, every suite after the first ran without the check (found when a test that
+// must record a SIGPIPE violation passed there). One process per file also keeps each suite's fake
+// kernel and fd table to itself.
 describe.each(["darwin-x64", "darwin-arm64", "freebsd-x64"])("%s (fake libc)", (name) => {
-  test(
-    `${suites.length} suites pass`,
-    () => {
-      const r = spawnSync(process.execPath, ["test", "--timeout", emulated ? "60000" : "20000", ...suites], {
+  test.each(suites)(
+    "%s",
+    (suite) => {
+      const r = spawnSync(process.execPath, ["test", "--timeout", emulated ? "60000" : "20000", suite], {
         cwd: join(import.meta.dir, ".."),
         env: { ...process.env, UA_FAKE_ABI: name, UNIX_ANCILLARY_FAKE_PLATFORM: join(dir, "seam.ts") },
         encoding: "utf8",
@@ -29,4 +34,18 @@ describe.each(["darwin-x64", "darwin-arm64", "freebsd-x64"])("%s (fake libc)", (
     },
     emulated ? 600_000 : 120_000,
   );
+});
+
+test("the violation check runs in every suite: a recorded violation fails the suite's test", () => {
+  const probe = join(dir, "violation-probe.suite.ts");
+  const r = spawnSync(process.execPath, ["test", "--timeout", "20000", probe], {
+    cwd: join(import.meta.dir, ".."),
+    env: { ...process.env, UA_FAKE_ABI: "darwin-x64", UNIX_ANCILLARY_FAKE_PLATFORM: join(dir, "seam.ts"), UA_VIOLATION_PROBE: "1" },
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  const out = `${r.stdout}\n${r.stderr}`;
+  expect(r.status).not.toBe(0);
+  expect(out).toContain("probe violation");
+  expect(out).toMatch(/\b1 fail\b/);
 });

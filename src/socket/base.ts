@@ -75,7 +75,6 @@ export abstract class UnixSocket implements Disposable {
     if (fd < 0) return;
     this.#deferredRecvError = null;
     this.onClose(fd);
-    engine.forget(fd);
     this.#owned.close();
   }
 
@@ -93,7 +92,6 @@ export abstract class UnixSocket implements Disposable {
     const fd = this.fd;
     this.#deferredRecvError = null;
     this.onClose(fd);
-    engine.forget(fd);
     const moved = adopt(this.#owned.release());
     return moved;
   }

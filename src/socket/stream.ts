@@ -93,7 +93,7 @@ export class UnixStream extends UnixSocket {
           if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
         }
         while (sent < viewByteLength(bytes)) {
-          const n = await this.untilReady("writable", signal, (sock) => orAgain(engine.sendRange(sock, bytes, sent, K.MSG_DONTWAIT)));
+          const n = await this.untilReady("writable", signal, (sock) => orAgain(engine.sendRange(this, sock, bytes, sent, K.MSG_DONTWAIT)));
           if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
           sent += n;
         }
@@ -123,7 +123,7 @@ export class UnixStream extends UnixSocket {
       if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
     }
     while (sent < viewByteLength(bytes)) {
-      const n = engine.sendRange(this.fd, bytes, sent, 0);
+      const n = engine.sendRange(this, this.fd, bytes, sent, 0);
       if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
       sent += n;
     }

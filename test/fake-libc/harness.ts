@@ -11,6 +11,8 @@ export const k: Kernel = fakeKernel();
 export const abiName = k.abi.name;
 export const isDarwin = k.abi.os === "darwin";
 
+// Registered when a suite first imports this module: Bun attaches it to that file only, which is why
+// test/fake-libc.test.ts runs every suite file in its own process.
 afterEach(() => {
   const v = k.violations.splice(0);
   expect(v).toEqual([]);

@@ -3,7 +3,7 @@
  * caller as an OwnedFd or is closed before the call returns; sent fds stay the caller's.
  */
 import { describe, expect, test } from "bun:test";
-import { UnixDatagram, UnixSeqpacket, UnixStream, SystemError, UnixAncillaryError, platform } from "../../src/index.ts";
+import { cmsgSendmsg, SocketAncillary, UnixDatagram, UnixSeqpacket, UnixStream, SystemError, UnixAncillaryError, platform } from "../../src/index.ts";
 import { abiName, closeRaw, expectFds, files, k } from "./harness.ts";
 
 test("the library runs on the fake ABI", () => {
@@ -161,5 +161,37 @@ test("an fd number reused after a close outside the library is still protected f
   expect(s.fd).toBe(n); // the kernel reused the number
   (s === c ? d : c).close();
   expect(() => s.sendFdsSync("y")).toThrow(expect.objectContaining({ code: "EPIPE" })); // and no SIGPIPE violation
+  s.close();
+});
+
+test("a socket whose taken OwnedFd was closed directly (the `using owned` pattern): the number's next socket is still protected from SIGPIPE", () => {
+  const [first, b] = UnixStream.pair();
+  const owned = first.intoFd();
+  const a = UnixStream.fromFd(owned);
+  a.sendFdsSync("x"); // darwin: SO_NOSIGPIPE set for this socket
+  const n = owned.fd;
+  owned.close(); // the socket object is left behind, closed
+  b.close();
+  const [c, d] = UnixStream.pair();
+  const s = c.fd === n ? c : d;
+  expect(s.fd).toBe(n); // the kernel reused the number
+  (s === c ? d : c).close();
+  expect(() => s.sendFdsSync("y")).toThrow(expect.objectContaining({ code: "EPIPE" })); // and no SIGPIPE violation
+  expect(a.closed).toBe(true);
+  s.close();
+});
+
+test("cmsgSendmsg on a bare fd number is protected from SIGPIPE every time, also after the number was reused", () => {
+  const anc = new SocketAncillary(new Uint8Array(64));
+  const [a, b] = UnixStream.pair();
+  const n = a.intoFd().release();
+  expect(cmsgSendmsg(n, ["x"], anc)).toBe(1);
+  b.close();
+  expect(k.impl.close!(n)).toBe(0); // closed by other code, not through the library
+  const [c, d] = UnixStream.pair();
+  const s = c.fd === n ? c : d;
+  expect(s.fd).toBe(n);
+  (s === c ? d : c).close();
+  expect(() => cmsgSendmsg(n, ["y"], anc)).toThrow(expect.objectContaining({ code: "EPIPE" }));
   s.close();
 });
