@@ -14,7 +14,7 @@
  * - The parser never creates an OwnedFd from bytes it did not just receive from the kernel.
  */
 import { abi } from "./platform/index.ts";
-import { closeAll, fdOf, OwnedFd, type FdLike } from "./owned-fd.ts";
+import { closeAll, fdOf, OwnedFd, ownedNumberOf, type FdLike } from "./owned-fd.ts";
 import { engine, type ReceivedMessage } from "./msg-io.ts";
 import { appendCredentials, appendRights } from "./cmsg/encode.ts";
 import type { AncillaryMessage } from "./cmsg/kinds.ts";
@@ -305,9 +305,9 @@ export function cmsgSendmsg(sock: SocketLike, buffers: readonly Payload[], ancil
       `${length} bytes of control data exceed what ${abi.libc} libc's sendmsg accepts (${abi.maxSendControlBytes}, i.e. ${abi.maxFdsPerSend} fds); split the fds across several messages`,
     );
   }
-  // A socket object or OwnedFd keeps its number; a bare number or `{ fd }` may name another socket
-  // next time (msg-io.ts, SO_NOSIGPIPE on Apple).
-  const owner = sock instanceof UnixSocket || sock instanceof OwnedFd ? sock : null;
+  // The OwnedFd behind a socket object, or the OwnedFd itself: per-socket state is keyed on it
+  // (msg-io.ts, SO_NOSIGPIPE on Apple), checked against its private number there.
+  const owner = ownedNumberOf(sock) >= 0 ? (sock as OwnedFd) : UnixSocket._ownedOf(sock);
   return engine.sendControl(owner, fd, list, length > 0 ? ancillary._bytes : null, length, 0);
 }
 

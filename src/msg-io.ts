@@ -32,7 +32,7 @@ import { bufferSizeForRights, cmsgLen, cmsgSpace, receiveControlSize } from "./c
 import { storeWords } from "./cmsg/fields.ts";
 import { MsgBlock } from "./msg-block.ts";
 import { viewByteLength } from "./intrinsics.ts";
-import { adopt, adoptSlots, closeAll, fdAt, type FdLike, type OwnedFd } from "./owned-fd.ts";
+import { adopt, adoptSlots, closeAll, fdAt, ownedNumberOf, type FdLike, type OwnedFd } from "./owned-fd.ts";
 import { MESSAGES, SystemError, UnixAncillaryError } from "./errors.ts";
 import { isOpen, nofileSoftLimit, setCloexec, setsockoptInt } from "./sys.ts";
 
@@ -210,30 +210,30 @@ class Sender {
   }
 
   /** One sendmsg of a single buffer with `fds` (the scalar methods), entirely in the block. */
-  sendOne(socket: { readonly fd: number }, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
+  sendOne(socket: { readonly fd: number }, owner: OwnedFd, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
     const control = this.#stageRights(fds);
     const sock = socket.fd; // after the fd getters (see #stageRights)
     const blk = this.#block;
     blk.setBuffer(data);
     blk.setControl(control);
-    if (NOSIGPIPE_OPTION) noSigpipe(socket, sock);
+    if (NOSIGPIPE_OPTION) noSigpipe(owner, sock);
     const r = sendmsg(sock, blk.address, SEND_FLAGS | extraFlags);
     keepAlive(data);
     return r;
   }
 
   /** One sendmsg gathering `buffers` with `fds` (the vectored methods). */
-  sendMany(socket: { readonly fd: number }, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
+  sendMany(socket: { readonly fd: number }, owner: OwnedFd, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
     const control = this.#stageRights(fds);
     const sock = socket.fd; // after the fd getters (see #stageRights)
     const nb = this.#aim(buffers);
-    const r = this.#sendmsg(socket, sock, nb, control > 0 ? this.#block.address + this.#block.controlOffset : 0, control, extraFlags);
+    const r = this.#sendmsg(owner, sock, nb, control > 0 ? this.#block.address + this.#block.controlOffset : 0, control, extraFlags);
     keepAlive(buffers);
     return r;
   }
 
-  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll on the socket object `owner`). */
-  sendRange(owner: object, sock: number, data: Uint8Array, start: number, extraFlags: number): number {
+  /** sendmsg of data[start..] with no control data (the tail of sendFdsAll; `owner`: the socket's OwnedFd). */
+  sendRange(owner: OwnedFd, sock: number, data: Uint8Array, start: number, extraFlags: number): number {
     const blk = this.#block;
     blk.setRange(data, start);
     blk.setControl(0);
@@ -243,7 +243,7 @@ class Sender {
   }
 
   /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). */
-  sendControl(owner: object | null, sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
+  sendControl(owner: OwnedFd | null, sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
     const nb = this.#aim(buffers);
     const address = control !== null && controlLen > 0 ? ptr(control) : 0;
     const r = this.#sendmsg(owner, sock, nb, address, controlLen, extraFlags);
@@ -261,14 +261,14 @@ class Sender {
   }
 
   /** sendmsg through the general header (caller iovec list). */
-  #sendmsg(owner: object | null, sock: number, iovlen: number, control: number, controllen: number, extraFlags: number): number {
+  #sendmsg(owner: OwnedFd | null, sock: number, iovlen: number, control: number, controllen: number, extraFlags: number): number {
     const h = this.#hdr;
     h.aim(this.#iov.address, iovlen, control, controllen);
     return this.#sendmsgAt(owner, sock, h.address, extraFlags);
   }
 
   /** sendmsg(2) of a prepared msghdr, EINTR retried; errno is read right after the failing call. */
-  #sendmsgAt(owner: object | null, sock: number, header: Pointer, extraFlags: number): number {
+  #sendmsgAt(owner: OwnedFd | null, sock: number, header: Pointer, extraFlags: number): number {
     if (NOSIGPIPE_OPTION) noSigpipe(owner, sock);
     return sendmsg(sock, header, SEND_FLAGS | extraFlags);
   }
@@ -276,17 +276,18 @@ class Sender {
 
 /**
  * Apple has no MSG_NOSIGNAL: a socket needs SO_NOSIGPIPE before its first send, and the option sticks
- * to the socket. It is remembered per socket *object* (or OwnedFd), never per number: an object's number
- * never changes, and once it is closed — even behind its back, through the OwnedFd a socket took — it
- * cannot send again, while a number can be closed and reused by code the library never sees. A bare
- * number (the low-level cmsgSendmsg) gets the option before every send.
+ * to the socket. It is remembered per OwnedFd, never per number, and only while that OwnedFd is open
+ * and owns exactly the number being sent on (read from its private slot): an open OwnedFd's number
+ * cannot be reused, while a bare number can be closed and reused by code the library never sees, and
+ * a socket subclass's `fd` getter may name another socket. Every other send sets the option first.
  */
-const nosigpipeDone = new WeakSet<object>();
+const nosigpipeDone = new WeakSet<OwnedFd>();
 
-function noSigpipe(owner: object | null, sock: number): void {
-  if (owner !== null && nosigpipeDone.has(owner)) return;
+function noSigpipe(owner: OwnedFd | null, sock: number): void {
+  const owns = owner !== null && ownedNumberOf(owner) === sock;
+  if (owns && nosigpipeDone.has(owner)) return;
   setsockoptInt(sock, K.SOL_SOCKET, K.SO_NOSIGPIPE, 1);
-  if (owner !== null) nosigpipeDone.add(owner);
+  if (owns) nosigpipeDone.add(owner);
 }
 
 /** One per thread: the preallocated buffers of every send and receive. */
@@ -310,29 +311,29 @@ class Engine {
    * One sendmsg of `data` with one SCM_RIGHTS message for `fds` (null: no control data). Resolves the
    * fd list first (user code may run), then reads `socket.fd`, then takes the payload's address.
    */
-  sendOne(socket: { readonly fd: number }, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
-    if (this.#sending) return new Sender().sendOne(socket, data, fds, extraFlags);
+  sendOne(socket: { readonly fd: number }, owner: OwnedFd, data: Uint8Array, fds: readonly FdLike[] | null, extraFlags: number): number {
+    if (this.#sending) return new Sender().sendOne(socket, owner, data, fds, extraFlags);
     this.#sending = true;
     try {
-      return this.#sender.sendOne(socket, data, fds, extraFlags);
+      return this.#sender.sendOne(socket, owner, data, fds, extraFlags);
     } finally {
       this.#sending = false;
     }
   }
 
   /** sendOne() gathering several buffers (the vectored sends). */
-  sendMany(socket: { readonly fd: number }, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
-    if (this.#sending) return new Sender().sendMany(socket, buffers, fds, extraFlags);
+  sendMany(socket: { readonly fd: number }, owner: OwnedFd, buffers: readonly Uint8Array[], fds: readonly FdLike[] | null, extraFlags: number): number {
+    if (this.#sending) return new Sender().sendMany(socket, owner, buffers, fds, extraFlags);
     this.#sending = true;
     try {
-      return this.#sender.sendMany(socket, buffers, fds, extraFlags);
+      return this.#sender.sendMany(socket, owner, buffers, fds, extraFlags);
     } finally {
       this.#sending = false;
     }
   }
 
   /** sendmsg of data[start..] with no control data (the tail of sendFdsAll on `owner`). Runs no user code. */
-  sendRange(owner: object, sock: number, data: Uint8Array, start: number, extraFlags: number): number {
+  sendRange(owner: OwnedFd, sock: number, data: Uint8Array, start: number, extraFlags: number): number {
     if (this.#sending) return new Sender().sendRange(owner, sock, data, start, extraFlags);
     this.#sending = true;
     try {
@@ -343,7 +344,7 @@ class Engine {
   }
 
   /** sendmsg with caller-encoded control bytes (the low-level cmsgSendmsg). Runs no user code. */
-  sendControl(owner: object | null, sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
+  sendControl(owner: OwnedFd | null, sock: number, buffers: readonly Uint8Array[], control: Uint8Array | null, controlLen: number, extraFlags: number): number {
     if (this.#sending) return new Sender().sendControl(owner, sock, buffers, control, controlLen, extraFlags);
     this.#sending = true;
     try {

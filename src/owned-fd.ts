@@ -150,6 +150,16 @@ function enqueueAll(batch: readonly OwnedFd[]): void {
   }
 }
 
+let numberOf: (x: unknown) => number;
+
+/**
+ * The number a genuine OwnedFd owns right now, read from its private slot (-1 once closed or released,
+ * and for anything that is not an OwnedFd, whatever its prototype or own properties say).
+ */
+export function ownedNumberOf(x: unknown): number {
+  return numberOf(x);
+}
+
 /**
  * An open file descriptor that this object owns: it closes it exactly once (close(), `using`, or as
  * a last resort the garbage collector's safety net). Every fd the library hands you is an OwnedFd.
@@ -203,6 +213,10 @@ export class OwnedFd implements Disposable {
   /** @internal The number, or -1 once closed or released: one read for the sockets' hot paths. */
   get _numberOrMinusOne(): number {
     return this.#fd;
+  }
+
+  static {
+    numberOf = (x) => (typeof x === "object" && x !== null && #fd in x ? x.#fd : -1);
   }
 
   /** Closes the fd. Idempotent: later calls do nothing. */

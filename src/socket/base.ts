@@ -69,6 +69,19 @@ export abstract class UnixSocket implements Disposable {
     return this.#owned._numberOrMinusOne < 0;
   }
 
+  /**
+   * @internal The OwnedFd this socket took (the engine keys per-socket state on it: msg-io.ts,
+   * SO_NOSIGPIPE). Read from the private slot: null for anything that is not a UnixSocket.
+   */
+  static _ownedOf(x: unknown): OwnedFd | null {
+    return typeof x === "object" && x !== null && #owned in x ? x.#owned : null;
+  }
+
+  /** @internal For the subclasses' own engine calls (see _ownedOf). */
+  protected get _ownedFd(): OwnedFd {
+    return this.#owned;
+  }
+
   /** Closes the socket. Idempotent. */
   close(): void {
     const fd = this.#owned._numberOrMinusOne;
@@ -125,7 +138,7 @@ export abstract class UnixSocket implements Disposable {
     if (size === 0 && list.length === 0 && this.kind === Kind.Stream) return 0;
     // The engine resolves the list first — that may run user code ({ fd } getters) — and only then
     // reads our fd and takes the payload's address (see Sender.#stageRights in msg-io.ts).
-    return engine.sendOne(this, bytes, list, 0);
+    return engine.sendOne(this, this.#owned, bytes, list, 0);
   }
 
   /** One sendmsg gathering `buffers` in order, with `fds` attached. No "all" variant: finish a partial send yourself without resending fds. */
@@ -137,7 +150,7 @@ export abstract class UnixSocket implements Disposable {
     for (const b of list) total += viewByteLength(b);
     this.checkPayload(total, fdList.length);
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return 0;
-    return engine.sendMany(this, list, fdList, 0); // resolves the list before reading our fd
+    return engine.sendMany(this, this.#owned, list, fdList, 0); // resolves the list before reading our fd
   }
 
   protected checkPayload(bytes: number, fds: number): void {
@@ -435,7 +448,7 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     if (viewByteLength(bytes) === 0 && list.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.#scheduleSend(signal, list, (held) => orAgain(engine.sendOne(this, bytes, held, K.MSG_DONTWAIT)));
+    return this.#scheduleSend(signal, list, (held) => orAgain(engine.sendOne(this, this.#owned, bytes, held, K.MSG_DONTWAIT)));
   }
 
   /**
@@ -477,7 +490,7 @@ export abstract class UnixSocket implements Disposable {
       return Promise.reject(e);
     }
     if (total === 0 && fdList.length === 0 && this.kind === Kind.Stream) return Promise.resolve(0);
-    return this.#scheduleSend(signal, fdList, (held) => orAgain(engine.sendMany(this, list, held, K.MSG_DONTWAIT)));
+    return this.#scheduleSend(signal, fdList, (held) => orAgain(engine.sendMany(this, this.#owned, list, held, K.MSG_DONTWAIT)));
   }
 }
 

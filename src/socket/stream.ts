@@ -83,17 +83,17 @@ export class UnixStream extends UnixSocket {
       try {
         if (list.length > 0) {
           const queued = hold.fds !== null;
-          let r = queued ? AGAIN : attemptOnce(() => orAgain(engine.sendOne(this, bytes, list, K.MSG_DONTWAIT)), this.fd);
+          let r = queued ? AGAIN : attemptOnce(() => orAgain(engine.sendOne(this, this._ownedFd, bytes, list, K.MSG_DONTWAIT)), this.fd);
           if (r === AGAIN) {
             const held = (hold.fds ??= holdFds(list));
-            r = await this.untilReady("writable", signal, () => orAgain(engine.sendOne(this, bytes, held, K.MSG_DONTWAIT)), !queued);
+            r = await this.untilReady("writable", signal, () => orAgain(engine.sendOne(this, this._ownedFd, bytes, held, K.MSG_DONTWAIT)), !queued);
           }
           sent = r;
           if (hold.fds !== null) closeAll(hold.fds); // delivered: the rest is data only
           if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
         }
         while (sent < viewByteLength(bytes)) {
-          const n = await this.untilReady("writable", signal, (sock) => orAgain(engine.sendRange(this, sock, bytes, sent, K.MSG_DONTWAIT)));
+          const n = await this.untilReady("writable", signal, (sock) => orAgain(engine.sendRange(this._ownedFd, sock, bytes, sent, K.MSG_DONTWAIT)));
           if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
           sent += n;
         }
@@ -119,11 +119,11 @@ export class UnixStream extends UnixSocket {
     this.checkPayload(viewByteLength(bytes), list.length);
     let sent = 0;
     if (list.length > 0) {
-      sent = engine.sendOne(this, bytes, list, 0); // reads our fd after resolving the list
+      sent = engine.sendOne(this, this._ownedFd, bytes, list, 0); // reads our fd after resolving the list
       if (sent === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroFirst);
     }
     while (sent < viewByteLength(bytes)) {
-      const n = engine.sendRange(this, this.fd, bytes, sent, 0);
+      const n = engine.sendRange(this._ownedFd, this.fd, bytes, sent, 0);
       if (n === 0) throw new UnixAncillaryError("ERR_UA_WRITE_ZERO", MESSAGES.writeZeroShort);
       sent += n;
     }

@@ -11,8 +11,8 @@ export const k: Kernel = fakeKernel();
 export const abiName = k.abi.name;
 export const isDarwin = k.abi.os === "darwin";
 
-// Registered when a suite first imports this module: Bun attaches it to that file only, which is why
-// test/fake-libc.test.ts runs every suite file in its own process.
+// test/fake-libc.test.ts preloads this module so the check applies to every test of the suite it runs
+// (registered from a suite's own import, Bun would attach it to the first importing file only).
 afterEach(() => {
   const v = k.violations.splice(0);
   expect(v).toEqual([]);

@@ -3,7 +3,7 @@
  * caller as an OwnedFd or is closed before the call returns; sent fds stay the caller's.
  */
 import { describe, expect, test } from "bun:test";
-import { cmsgSendmsg, SocketAncillary, UnixDatagram, UnixSeqpacket, UnixStream, SystemError, UnixAncillaryError, platform } from "../../src/index.ts";
+import { cmsgSendmsg, OwnedFd, SocketAncillary, UnixDatagram, UnixSeqpacket, UnixStream, SystemError, UnixAncillaryError, platform } from "../../src/index.ts";
 import { abiName, closeRaw, expectFds, files, k } from "./harness.ts";
 
 test("the library runs on the fake ABI", () => {
@@ -194,4 +194,62 @@ test("cmsgSendmsg on a bare fd number is protected from SIGPIPE every time, also
   (s === c ? d : c).close();
   expect(() => cmsgSendmsg(n, ["y"], anc)).toThrow(expect.objectContaining({ code: "EPIPE" }));
   s.close();
+});
+
+/** A stream whose peer is closed: a send on it must be EPIPE, never SIGPIPE. */
+function brokenStream(): UnixStream {
+  const [a, b] = UnixStream.pair();
+  b.close();
+  return a;
+}
+
+test("a socket subclass whose fd getter names another socket: that socket is protected from SIGPIPE too", () => {
+  class Delegating extends UnixStream {
+    other: UnixStream | null = null;
+    constructor(owned: OwnedFd) {
+      super(owned);
+    }
+    override get fd(): number {
+      return this.other !== null ? this.other.fd : super.fd;
+    }
+  }
+  const [a, b] = UnixStream.pair();
+  const s = new Delegating(a.intoFd());
+  expect(s.sendFdsSync("x")).toBe(1); // SO_NOSIGPIPE on s's own socket
+  const broken = brokenStream();
+  s.other = broken; // sends now go to a socket nobody has sent on
+  expect(() => s.sendFdsSync("y")).toThrow(expect.objectContaining({ code: "EPIPE" })); // no SIGPIPE violation
+  s.other = null;
+  s.close();
+  b.close();
+  broken.close();
+});
+
+test("cmsgSendmsg with look-alikes (UnixStream or OwnedFd prototype, an OwnedFd with an own fd property): every socket sent on is protected", () => {
+  const anc = new SocketAncillary(new Uint8Array(64));
+  const lookAlikes = [
+    (n: number) => Object.setPrototypeOf({ fd: n }, UnixStream.prototype) as { fd: number },
+    (n: number) => Object.create(OwnedFd.prototype, { fd: { value: n, writable: true } }) as { fd: number },
+  ];
+  for (const make of lookAlikes) {
+    const [a, b] = UnixStream.pair();
+    const broken = brokenStream();
+    const fake = make(a.fd);
+    expect(cmsgSendmsg(fake as never, ["x"], anc)).toBe(1);
+    fake.fd = broken.fd;
+    expect(() => cmsgSendmsg(fake as never, ["y"], anc)).toThrow(expect.objectContaining({ code: "EPIPE" }));
+    a.close();
+    b.close();
+    broken.close();
+  }
+  // a genuine OwnedFd whose fd property is shadowed by an own property
+  const [a, b] = UnixStream.pair();
+  const owned = a.intoFd();
+  expect(cmsgSendmsg(owned, ["x"], anc)).toBe(1);
+  const broken = brokenStream();
+  Object.defineProperty(owned, "fd", { value: broken.fd });
+  expect(() => cmsgSendmsg(owned, ["y"], anc)).toThrow(expect.objectContaining({ code: "EPIPE" }));
+  owned.close();
+  b.close();
+  broken.close();
 });
