@@ -76,14 +76,15 @@ export class MsgBlock {
     if (buf === this.#buf && len === this.#bufLength) return;
     let address = 0;
     if (len > 0) {
-      if (buf === this.#seen && !isResizable(materialise(buf))) {
+      const backing = buf === this.#seen ? materialise(buf) : null;
+      if (backing !== null && !isResizable(backing)) {
         // Second use in a row: remember it. Materialise the ArrayBuffer before taking the address —
         // JSC moves a small typed array's storage when its .buffer is first created, which would
         // strand a remembered pointer; afterwards the storage stays put for the life of the buffer.
         // Never a resizable buffer's view: WebAssembly.Memory#toResizableBuffer() memory moves on
         // grow() while its views stay attached with the same length (docs/design.md, "Pointers
         // and buffers"), so such a view gets a fresh address every call.
-        this.#arrayBuffer = materialise(buf);
+        this.#arrayBuffer = backing;
         this.#buf = buf;
         this.#bufLength = len;
       } else {

@@ -3,9 +3,10 @@
  *
  * Ownership contract: an OwnedFd owns exactly one open fd from construction until close() or release().
  * close() closes it exactly once (idempotent); release() hands the number back to the caller, who then
- * owns it (both first cancel the library's pending waits on it: sys.ts close hook). After either, `fd` throws ERR_UA_CLOSED, so a stale number is never used by mistake. A
- * FinalizationRegistry closes fds whose OwnedFd was dropped unclosed — a safety net only (it never
- * runs at process exit and the GC cannot see fd pressure). With UNIX_ANCILLARY_DEBUG set, every OwnedFd
+ * owns it (both first cancel the library's pending waits on it: sys.ts close hook). After either,
+ * `fd` throws ERR_UA_CLOSED, so a stale number is never used by mistake. A FinalizationRegistry
+ * closes fds whose OwnedFd was dropped unclosed — a safety net only (it never runs at process exit and
+ * the GC cannot see fd pressure). With UNIX_ANCILLARY_DEBUG set, every OwnedFd
  * records where it was created and the net's warning names that site, so a missing close() can be found.
  *
  * Registration is deferred to the next event-loop turn (setImmediate) or to every 256 new objects: an
