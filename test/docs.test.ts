@@ -68,7 +68,9 @@ describe("docs", () => {
 
   for (const b of blocks.filter((x) => x.mode === "run")) {
     test(`${b.page}:${b.line} runs and exits 0 without stderr`, () => {
-      const r = Bun.spawnSync([process.execPath, join(dirOf(b), b.file)], { cwd: dirOf(b), stdout: "pipe", stderr: "pipe", timeout: EMULATED ? 120_000 : 30_000 });
+      // PORT=0: a block that listens on `process.env.PORT ?? 8080` takes a free port, so a run never
+      // depends on what else is listening on this machine (another test run, a dev server).
+      const r = Bun.spawnSync([process.execPath, join(dirOf(b), b.file)], { cwd: dirOf(b), env: { ...process.env, PORT: "0" }, stdout: "pipe", stderr: "pipe", timeout: EMULATED ? 120_000 : 30_000 });
       expect({ code: r.exitCode, stderr: r.stderr.toString() }).toEqual({ code: 0, stderr: "" });
     }, EMULATED ? 150_000 : 40_000);
   }
