@@ -526,6 +526,103 @@ describe("leak net: pending stack and closeAll over arrays the library did not m
     });
   }
 
+  test("closeAll attempts every element: an element whose close() throws, and more than 256 fds around it; the first error is thrown after all are closed", async () => {
+    await expectNoFdLeak(() => {
+      const src = pipeEnd();
+      try {
+        const before = Array.from({ length: 300 }, () => OwnedFd.from(dupRaw(src)));
+        const after = Array.from({ length: 300 }, () => OwnedFd.from(dupRaw(src)));
+        const numbers = [...before, ...after].map((o) => o.fd);
+        const boom = new Error("element close failed");
+        const calls: string[] = [];
+        const list = [
+          ...before,
+          { close: () => { calls.push("first"); throw boom; } },
+          ...after,
+          { close: () => { calls.push("second"); throw new Error("later failure"); } },
+          { noClose: true },
+        ] as unknown as OwnedFd[];
+        let thrown: unknown;
+        try {
+          closeAll(list);
+        } catch (e) {
+          thrown = e;
+        }
+        expect(thrown).toBe(boom);
+        expect(calls).toEqual(["first", "second"]);
+        for (const o of [...before, ...after]) expect(o.closed).toBe(true);
+        for (const n of numbers) expect(isOpen(n)).toBe(false);
+      } finally {
+        closeRaw(src);
+      }
+    });
+  });
+
+  test("closeAll called from user code inside another closeAll (an element's close(), an index getter) closes each fd once and never a number opened meanwhile", async () => {
+    await expectNoFdLeak(() => {
+      const src = pipeEnd();
+      const reopened: number[] = [];
+      try {
+        const outer = Array.from({ length: 5 }, () => OwnedFd.from(dupRaw(src)));
+        const inner = Array.from({ length: 3 }, () => OwnedFd.from(dupRaw(src)));
+        const innerByGetter = OwnedFd.from(dupRaw(src));
+        const outerNumbers = outer.map((o) => o.fd);
+        const innerNumbers = [...inner.map((o) => o.fd), innerByGetter.fd];
+        const list: OwnedFd[] = [outer[0]!, outer[1]!];
+        // an element whose close() closes other OwnedFds, then opens fds that reuse their numbers
+        list.push({
+          close: () => {
+            closeAll(inner);
+            for (let i = 0; i < inner.length; i++) reopened.push(dupRaw(src));
+          },
+        } as unknown as OwnedFd);
+        list.push(outer[2]!);
+        // an index getter that does the same while the outer call holds numbers it has not closed yet
+        Object.defineProperty(list, 4, {
+          get: () => {
+            closeAll([innerByGetter]);
+            reopened.push(dupRaw(src));
+            return outer[3]!;
+          },
+          enumerable: true,
+          configurable: true,
+        });
+        list.push(outer[4]!);
+        closeAll(list);
+        for (const o of [...outer, ...inner, innerByGetter]) expect(o.closed).toBe(true);
+        // The fds opened meanwhile reuse freed numbers (the nested calls' and those the outer call
+        // had closed by then): none of them may be closed by the outer call, and every number the
+        // OwnedFds owned is closed (expectNoFdLeak counts the rest).
+        expect(reopened.length).toBe(4);
+        expect(reopened.some((n) => innerNumbers.includes(n) || outerNumbers.includes(n))).toBe(true);
+        for (const n of reopened) expect(isOpen(n)).toBe(true);
+      } finally {
+        for (const n of reopened) closeRaw(n);
+        closeRaw(src);
+      }
+    });
+  });
+
+  test("closeAll over an array whose index getter throws: the fds marked closed before it are closed, the error propagates", async () => {
+    await expectNoFdLeak(() => {
+      const src = pipeEnd();
+      try {
+        const owned = Array.from({ length: 4 }, () => OwnedFd.from(dupRaw(src)));
+        const numbers = owned.map((o) => o.fd);
+        const list: OwnedFd[] = [owned[0]!, owned[1]!];
+        Object.defineProperty(list, 2, { get: () => { throw new Error("getter"); }, enumerable: true, configurable: true });
+        list.push(owned[2]!);
+        expect(() => closeAll(list)).toThrow("getter");
+        expect([owned[0]!.closed, owned[1]!.closed, owned[2]!.closed]).toEqual([true, true, false]);
+        expect([isOpen(numbers[0]!), isOpen(numbers[1]!)]).toEqual([false, false]);
+        closeAll([owned[2]!, owned[3]!]);
+        for (const n of numbers) expect(isOpen(n)).toBe(false);
+      } finally {
+        closeRaw(src);
+      }
+    });
+  });
+
   test("random walk over every creation path and ending, with turns in between (child process, GC, sentinels, one net warning per dropped fd)", async () => {
     const env: Record<string, string | undefined> = { ...process.env, UNIX_ANCILLARY_DEBUG: "1" };
     const runs = ["11", "12"].map(async (seed) => {
