@@ -30,6 +30,31 @@ const abResizable = builtinGetter<ArrayBuffer, boolean>(ArrayBuffer.prototype, "
 const abByteLength = builtinGetter<ArrayBuffer, number>(ArrayBuffer.prototype, "byteLength");
 const sabByteLength = typeof SharedArrayBuffer === "undefined" ? null : builtinGetter<SharedArrayBuffer, number>(SharedArrayBuffer.prototype, "byteLength");
 
+// AbortSignal listeners are added and removed through EventTarget's own methods: a signal whose
+// add/removeEventListener was overridden (an own property) would otherwise run caller code inside the
+// reactor's close hook, which runs in the middle of a library close.
+const etAddEventListener = EventTarget.prototype.addEventListener;
+const etRemoveEventListener = EventTarget.prototype.removeEventListener;
+const abortedGetter = builtinGetter<AbortSignal, boolean>(AbortSignal.prototype, "aborted");
+
+/** `signal.addEventListener("abort", listener, { once: true })` through the built-in method. */
+export function addAbortListener(signal: AbortSignal, listener: () => void): void {
+  etAddEventListener.call(signal, "abort", listener, { once: true });
+}
+/** `signal.removeEventListener("abort", listener)` through the built-in method. */
+export function removeAbortListener(signal: AbortSignal, listener: () => void): void {
+  etRemoveEventListener.call(signal, "abort", listener);
+}
+/** Whether `x` is a genuine AbortSignal (brand check: an object made from its prototype fails). */
+export function isAbortSignal(x: unknown): x is AbortSignal {
+  try {
+    abortedGetter.call(x as AbortSignal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** %TypedArray%.prototype.byteLength (throws TypeError for anything that is not a typed array). */
 export function viewByteLength(v: ArrayBufferView): number {
   return taByteLength.call(v);

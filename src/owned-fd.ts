@@ -101,9 +101,23 @@ const PENDING_LIMIT = 256;
 /** _closeEach's scratch list of numbers marked closed but not yet passed to close(2), and whether it is in use. */
 const closingNumbers = new Int32Array(PENDING_LIMIT);
 let batchClosing = false;
+const NO_ERROR: unique symbol = Symbol("no error");
 
-function closeNumbers(numbers: Int32Array, n: number): void {
-  for (let i = 0; i < n; i++) closeFd(numbers[i]!);
+/**
+ * close(2) of numbers[0..n). Never throws: closeFd closes its fd even when the close hook throws, and
+ * the loop goes on with the next number; the first such error is returned (NO_ERROR if none).
+ */
+function closeNumbers(numbers: Int32Array, n: number): unknown {
+  let error: unknown = NO_ERROR;
+  for (let i = 0; i < n; ) {
+    try {
+      for (; i < n; i++) closeFd(numbers[i]!);
+    } catch (e) {
+      if (error === NO_ERROR) error = e;
+      i++;
+    }
+  }
+  return error;
 }
 
 /** An element of a closed array that is not an OwnedFd: its own close(), if it has one. */
@@ -275,64 +289,78 @@ export class OwnedFd implements Disposable {
    * @internal close() for every element of an array. Two passes per chunk of up to 256: every OwnedFd
    * is marked closed and taken off the leak net, then the numbers are closed. Each close(2) evicts
    * much of the cache, so touching an object between two closes cost a cache miss per fd
-   * (bench/README.md, "Closing a batch"). The pending-stack bookkeeping is done once at the end (a
+   * (bench/README.md, "Hot-path changes"). The pending-stack bookkeeping is done once at the end (a
    * received batch closed in order has only its last element on top, and popping it pops the rest).
    *
-   * Elements that are not OwnedFds (a caller put something else in the array) get their own close(),
-   * if they have one, after the numbers collected so far are closed (no user code runs while the
-   * scratch list is half full). Every element is attempted; the first error is thrown at the end.
-   * A call made while another is collecting (from user code: an array index getter, an element's
-   * close()) closes each fd at once instead of sharing the scratch list.
+   * The elements present when the call starts are attempted, each once, whatever throws: an element
+   * that is not an OwnedFd (a caller put something else in the array) gets its own close(), if it has
+   * one, after the numbers collected so far are closed (no user code runs while the scratch list holds
+   * numbers, except an index getter or Proxy trap reading the next element); an index read that throws
+   * skips that element. The first error is thrown at the end. A call made while another is collecting
+   * (from such user code) closes each fd at once instead of sharing the scratch list.
    */
   static _closeEach(fds: readonly OwnedFd[]): void {
     if (batchClosing) {
       OwnedFd.#closeEachAtOnce(fds);
       return;
     }
+    const count = fds.length; // read once, before anything is marked
     batchClosing = true;
     const numbers = closingNumbers;
     let n = 0;
     let popNeeded = false;
     let failure: { error: unknown } | null = null;
     try {
-      for (let i = 0; i < fds.length; i++) {
-        const o = fds[i]!;
-        if (typeof o !== "object" || o === null || !(#fd in o)) {
-          closeNumbers(numbers, n);
-          n = 0;
-          try {
-            closeForeign(o);
-          } catch (e) {
-            failure ??= { error: e };
+      for (let i = 0; i < count; ) {
+        // The only throw that reaches the catch is an element read (an index getter, a Proxy trap):
+        // that element is skipped, the loop goes on.
+        try {
+          for (; i < count; i++) {
+            const o = fds[i];
+            if (typeof o !== "object" || o === null || !(#fd in o)) {
+              const error = closeNumbers(numbers, n);
+              n = 0;
+              if (error !== NO_ERROR) failure ??= { error };
+              try {
+                closeForeign(o);
+              } catch (e) {
+                failure ??= { error: e };
+              }
+              continue;
+            }
+            const fd = o.#fd;
+            if (fd < 0) continue;
+            o.#fd = -1;
+            numbers[n++] = fd; // marked and collected with no call in between
+            if (o.#enrolled) leakNet.unregister(o);
+            else popNeeded = true;
+            if (n === numbers.length) {
+              const error = closeNumbers(numbers, n);
+              n = 0;
+              if (error !== NO_ERROR) failure ??= { error };
+            }
           }
-          continue;
-        }
-        const fd = o.#fd;
-        if (fd < 0) continue;
-        o.#fd = -1;
-        if (o.#enrolled) leakNet.unregister(o);
-        else popNeeded = true;
-        numbers[n++] = fd;
-        if (n === numbers.length) {
-          closeNumbers(numbers, n);
-          n = 0;
+        } catch (e) {
+          failure ??= { error: e };
+          i++;
         }
       }
     } finally {
-      // also when an index getter threw: every number marked closed above is closed here
-      closeNumbers(numbers, n);
-      batchClosing = false;
+      batchClosing = false; // before any call: even a stack overflow cannot leave it set
+      const error = closeNumbers(numbers, n);
       if (popNeeded) OwnedFd.#popClosed();
+      if (error !== NO_ERROR) failure ??= { error };
     }
     if (failure !== null) throw failure.error;
   }
 
-  /** _closeEach for a nested call: one object at a time, nothing shared. */
+  /** _closeEach for a nested call: one element at a time, nothing shared; the same error rules. */
   static #closeEachAtOnce(fds: readonly OwnedFd[]): void {
+    const count = fds.length;
     let failure: { error: unknown } | null = null;
-    for (let i = 0; i < fds.length; i++) {
-      const o = fds[i]!;
+    for (let i = 0; i < count; i++) {
       try {
+        const o = fds[i];
         if (typeof o === "object" && o !== null && #fd in o) o.close();
         else closeForeign(o);
       } catch (e) {

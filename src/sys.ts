@@ -73,8 +73,17 @@ export function runCloseHook(fd: number): void {
 
 /** close(2). Never retried: on Linux the fd is released even when close reports EINTR. Errors are ignored. */
 export function closeFd(fd: number): void {
-  if (closeHook !== null) closeHook(fd);
-  libcClose(fd);
+  if (closeHook !== null) closeAfterHook(fd);
+  else libcClose(fd);
+}
+
+/** The close hook, then close(2) even if the hook threw (whose error then propagates). */
+function closeAfterHook(fd: number): void {
+  try {
+    closeHook!(fd);
+  } finally {
+    libcClose(fd);
+  }
 }
 const libcClose = libc.close;
 

@@ -603,7 +603,7 @@ describe("leak net: pending stack and closeAll over arrays the library did not m
     });
   });
 
-  test("closeAll over an array whose index getter throws: the fds marked closed before it are closed, the error propagates", async () => {
+  test("closeAll over an array whose index getter throws: that element is skipped, every other one is closed, the error propagates", async () => {
     await expectNoFdLeak(() => {
       const src = pipeEnd();
       try {
@@ -613,12 +613,100 @@ describe("leak net: pending stack and closeAll over arrays the library did not m
         Object.defineProperty(list, 2, { get: () => { throw new Error("getter"); }, enumerable: true, configurable: true });
         list.push(owned[2]!);
         expect(() => closeAll(list)).toThrow("getter");
-        expect([owned[0]!.closed, owned[1]!.closed, owned[2]!.closed]).toEqual([true, true, false]);
-        expect([isOpen(numbers[0]!), isOpen(numbers[1]!)]).toEqual([false, false]);
-        closeAll([owned[2]!, owned[3]!]);
+        expect([owned[0]!.closed, owned[1]!.closed, owned[2]!.closed, owned[3]!.closed]).toEqual([true, true, true, false]);
+        expect([isOpen(numbers[0]!), isOpen(numbers[1]!), isOpen(numbers[2]!)]).toEqual([false, false, false]);
+        closeAll([owned[3]!]);
         for (const n of numbers) expect(isOpen(n)).toBe(false);
       } finally {
         closeRaw(src);
+      }
+    });
+  });
+
+  test("closeAll: the first error wins even when a later index getter throws, and the elements after a throwing getter are still closed", async () => {
+    await expectNoFdLeak(() => {
+      const src = pipeEnd();
+      try {
+        const a = OwnedFd.from(dupRaw(src));
+        const b = OwnedFd.from(dupRaw(src));
+        const numbers = [a.fd, b.fd];
+        const first = new Error("first");
+        const list: OwnedFd[] = [a, { close: () => { throw first; } } as unknown as OwnedFd];
+        Object.defineProperty(list, 2, { get: () => { throw new Error("second"); }, enumerable: true, configurable: true });
+        list.push(b);
+        let thrown: unknown;
+        try {
+          closeAll(list);
+        } catch (e) {
+          thrown = e;
+        }
+        expect(thrown).toBe(first);
+        expect([a.closed, b.closed]).toEqual([true, true]);
+        for (const n of numbers) expect(isOpen(n)).toBe(false);
+      } finally {
+        closeRaw(src);
+      }
+    });
+  });
+
+  test("a close hook that throws mid-batch: every owned fd is still closed, the hook's error is thrown, and later calls still batch (child process: the hook is process-wide)", async () => {
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "close-hook-throws.ts")], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    if (code !== 0) throw new Error(`child failed (${code}): ${err}`);
+    const report = JSON.parse(out.trim().split("\n").pop()!);
+    expect(report.thrown).toBe(`hook failed for ${report.victim}`);
+    expect(report.hookCalls).toBe(6); // the hook ran for every fd, the throwing one included
+    expect(report.stillOpen).toEqual([]);
+    expect(report.allMarked).toBe(true);
+    expect(report.batchModeAfter).toBe(true);
+    expect(report.qClosed).toBe(true);
+  });
+
+  test("an AbortSignal whose own add/removeEventListener are overridden: the library never calls them, and closing the socket's OwnedFd in a closeAll batch rejects the pending receive", async () => {
+    {
+      // Bun's own lazily created fds (timers, the Worker's loop) exist before the snapshot
+      const [x, y] = UnixStream.pair();
+      const got = y.recvFds(0);
+      await new Promise((r) => setTimeout(r, 20));
+      x.sendFdsSync("w");
+      (await got).fds.length;
+      x.close();
+      y.close();
+      await shutdownReactor();
+    }
+    await expectNoFdLeak(async () => {
+      const src = pipeEnd();
+      const [tx, rx] = UnixStream.pair();
+      try {
+        const owned = rx.intoFd();
+        const sock = UnixStream.fromFd(owned);
+        const ac = new AbortController();
+        const calls: string[] = [];
+        Object.assign(ac.signal, {
+          addEventListener: () => calls.push("add"),
+          removeEventListener: () => {
+            calls.push("remove");
+            throw new Error("user removeEventListener");
+          },
+        });
+        const pending = sock.recvFds(1, { signal: ac.signal }).then(
+          () => "resolved",
+          (e) => (e as { code?: string }).code,
+        );
+        await new Promise((r) => setTimeout(r, 20)); // waiting on the reactor now
+        const others = [OwnedFd.from(dupRaw(src)), OwnedFd.from(dupRaw(src))];
+        const numbers = [others[0]!.fd, owned.fd, others[1]!.fd];
+        closeAll([others[0]!, owned, others[1]!]);
+        expect(await pending).toBe("ERR_UA_CLOSED");
+        expect(calls).toEqual([]);
+        for (const n of numbers) expect(isOpen(n)).toBe(false);
+        // and a look-alike made from AbortSignal.prototype is refused up front
+        const fake = Object.create(AbortSignal.prototype) as AbortSignal;
+        await expect(tx.recvFds(1, { signal: fake })).rejects.toThrow(/options\.signal/);
+      } finally {
+        tx.close();
+        closeRaw(src);
+        await shutdownReactor(); // its epoll + eventfd pairs were created inside the fd snapshot
       }
     });
   });

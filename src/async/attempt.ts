@@ -9,6 +9,7 @@ import { abi } from "../platform/index.ts";
 import { SystemError } from "../errors.ts";
 import { WOULD_BLOCK } from "../msg-io.ts";
 import { abortError } from "./queue.ts";
+import { addAbortListener, removeAbortListener } from "../intrinsics.ts";
 
 const EAGAIN = abi.errno.EAGAIN;
 export function isWouldBlock(e: unknown): boolean {
@@ -58,10 +59,10 @@ export function sleep(ms: number, signal?: AbortSignal, ref = true): Promise<voi
       reject(abortError(signal!));
     };
     const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
+      if (signal) removeAbortListener(signal, onAbort);
       resolve();
     }, ms);
     if (!ref) (t as unknown as { unref?: () => void }).unref?.();
-    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal) addAbortListener(signal, onAbort);
   });
 }

@@ -6,6 +6,7 @@
  * No fds are held here.
  */
 import { UnixAncillaryError } from "../errors.ts";
+import { addAbortListener, removeAbortListener } from "../intrinsics.ts";
 
 export function abortError(signal: AbortSignal): UnixAncillaryError {
   return new UnixAncillaryError("ERR_UA_ABORTED", "the operation was aborted", { cause: signal.reason });
@@ -35,11 +36,11 @@ export class OpQueue {
     return new Promise<void>((resolve, reject) => {
       const entry = {
         go: () => {
-          signal?.removeEventListener("abort", onAbort);
+          if (signal) removeAbortListener(signal, onAbort);
           resolve();
         },
         fail: (e: unknown) => {
-          signal?.removeEventListener("abort", onAbort);
+          if (signal) removeAbortListener(signal, onAbort);
           reject(e);
         },
       };
@@ -48,7 +49,7 @@ export class OpQueue {
         if (i >= 0) this.#waiting.splice(i, 1);
         reject(abortError(signal!));
       };
-      signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal) addAbortListener(signal, onAbort);
       this.#waiting.push(entry);
     });
   }

@@ -28,6 +28,7 @@
 import { abi } from "../platform/index.ts";
 import { UnixAncillaryError } from "../errors.ts";
 import { setCloseHook } from "../sys.ts";
+import { addAbortListener, removeAbortListener } from "../intrinsics.ts";
 import { createEpollBackend } from "./backend-epoll.ts";
 import { READABLE, WRITABLE, type Backend } from "./backend.ts";
 import { createKqueueBackend } from "./backend-kqueue.ts";
@@ -173,7 +174,7 @@ function settleAll(set: Set<Waiter>, error: unknown): void {
 }
 
 function settle(w: Waiter, error: unknown): void {
-  if (w.onAbort) w.signal!.removeEventListener("abort", w.onAbort);
+  if (w.onAbort) removeAbortListener(w.signal!, w.onAbort);
   setPending(-1);
   if (error === undefined) w.resolve();
   else w.reject(error);
@@ -266,7 +267,7 @@ export function waitFor(fd: number, interest: Interest, signal?: AbortSignal): P
           }
         }
       };
-      signal.addEventListener("abort", w.onAbort, { once: true });
+      addAbortListener(signal, w.onAbort);
     }
     set.add(w);
     setPending(+1);

@@ -9,7 +9,7 @@ import { adopt, closeAll, fdAt, type OwnedFd, type FdLike } from "../owned-fd.ts
 import * as sys from "../sys.ts";
 import { invalidArgType, outOfRange } from "../errors.ts";
 import { describe } from "../cmsg/sizes.ts";
-import { isArrayBuffer, isPlainUint8Array, isSharedArrayBuffer, plainBytesOfView } from "../intrinsics.ts";
+import { isAbortSignal, isArrayBuffer, isPlainUint8Array, isSharedArrayBuffer, plainBytesOfView } from "../intrinsics.ts";
 
 /** Largest maxFds a receive accepts (the crate's HARD_CEILING). */
 export const MAX_RECEIVE_FDS = 1 << 20;
@@ -122,6 +122,6 @@ export function signalOf(opts: AsyncOptions | undefined): AbortSignal | undefine
   if (opts === undefined) return undefined;
   if (opts === null || typeof opts !== "object") throw invalidArgType("options", "an object", describe(opts));
   const s = opts.signal;
-  if (s !== undefined && !(s instanceof AbortSignal)) throw invalidArgType("options.signal", "an AbortSignal", describe(s));
+  if (s !== undefined && !isAbortSignal(s)) throw invalidArgType("options.signal", "an AbortSignal", describe(s));
   return s;
 }
