@@ -10,6 +10,16 @@
  * Holds no fds.
  */
 
+/** Whether a built-in getter accepts `x` as its receiver (it throws a TypeError for any other object). */
+function passesBrandCheck(getter: (this: never) => unknown, x: unknown): boolean {
+  try {
+    getter.call(x as never);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function builtinGetter<T, R>(proto: object, key: PropertyKey): (this: T) => R {
   const get = Object.getOwnPropertyDescriptor(proto, key)?.get;
   if (get === undefined) throw new Error(`unix-ancillary: the runtime has no built-in getter for ${String(key)}`);
@@ -47,12 +57,7 @@ export function removeAbortListener(signal: AbortSignal, listener: () => void): 
 }
 /** Whether `x` is a genuine AbortSignal (brand check: an object made from its prototype fails). */
 export function isAbortSignal(x: unknown): x is AbortSignal {
-  try {
-    abortedGetter.call(x as AbortSignal);
-    return true;
-  } catch {
-    return false;
-  }
+  return passesBrandCheck(abortedGetter, x);
 }
 
 /** %TypedArray%.prototype.byteLength (throws TypeError for anything that is not a typed array). */
@@ -86,23 +91,12 @@ export function isPlainUint8Array(x: unknown): x is Uint8Array {
 
 /** Whether `x` is an ArrayBuffer (brand check: a subclass or a spoofed prototype cannot pass or hide it). */
 export function isArrayBuffer(x: unknown): x is ArrayBuffer {
-  try {
-    abByteLength.call(x as ArrayBuffer);
-    return true;
-  } catch {
-    return false;
-  }
+  return passesBrandCheck(abByteLength, x);
 }
 
 /** Whether `x` is a SharedArrayBuffer (brand check, as isArrayBuffer). */
 export function isSharedArrayBuffer(x: unknown): x is SharedArrayBuffer {
-  if (sabByteLength === null) return false;
-  try {
-    sabByteLength.call(x as SharedArrayBuffer);
-    return true;
-  } catch {
-    return false;
-  }
+  return sabByteLength !== null && passesBrandCheck(sabByteLength, x);
 }
 
 /** Whether `b` is a resizable ArrayBuffer (false for a SharedArrayBuffer). */

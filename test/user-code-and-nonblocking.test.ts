@@ -542,12 +542,7 @@ describe("leak net: pending stack and closeAll over arrays the library did not m
           { close: () => { calls.push("second"); throw new Error("later failure"); } },
           { noClose: true },
         ] as unknown as OwnedFd[];
-        let thrown: unknown;
-        try {
-          closeAll(list);
-        } catch (e) {
-          thrown = e;
-        }
+        const thrown = catchErr(() => closeAll(list));
         expect(thrown).toBe(boom);
         expect(calls).toEqual(["first", "second"]);
         for (const o of [...before, ...after]) expect(o.closed).toBe(true);
@@ -634,12 +629,7 @@ describe("leak net: pending stack and closeAll over arrays the library did not m
         const list: OwnedFd[] = [a, { close: () => { throw first; } } as unknown as OwnedFd];
         Object.defineProperty(list, 2, { get: () => { throw new Error("second"); }, enumerable: true, configurable: true });
         list.push(b);
-        let thrown: unknown;
-        try {
-          closeAll(list);
-        } catch (e) {
-          thrown = e;
-        }
+        const thrown = catchErr(() => closeAll(list));
         expect(thrown).toBe(first);
         expect([a.closed, b.closed]).toEqual([true, true]);
         for (const n of numbers) expect(isOpen(n)).toBe(false);
